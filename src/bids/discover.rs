@@ -1,0 +1,231 @@
+//! Finding the anatomical images of a BIDS dataset:
+//! `sub-<label>/[ses-<label>/]anat/*_<suffix>.nii[.gz]`.
+
+use super::{BidsName, DatasetError, read_participants};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// An opened BIDS dataset.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Absolute path of the dataset root.
+    pub root: PathBuf,
+    /// `Name` from `dataset_description.json`.
+    pub name: String,
+    /// `BIDSVersion` from `dataset_description.json`.
+    pub bids_version: String,
+}
+
+/// Which inputs to select. Empty lists select everything.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    /// Subject labels, with or without `sub-`.
+    pub participants: Vec<String>,
+    /// Session labels, with or without `ses-`.
+    pub sessions: Vec<String>,
+    /// Suffixes to process, e.g. `T1w`.
+    pub suffixes: Vec<String>,
+}
+
+/// One anatomical image to process.
+#[derive(Debug, Clone, Serialize)]
+pub struct Input {
+    /// Absolute path.
+    pub path: PathBuf,
+    /// Path relative to the dataset root.
+    pub relative: PathBuf,
+    /// Subject label (without `sub-`).
+    pub subject: String,
+    /// Session label (without `ses-`), if the dataset has sessions.
+    pub session: Option<String>,
+    /// The parsed file name.
+    pub name: BidsName,
+}
+
+/// A subject and its inputs: the unit of scheduling.
+#[derive(Debug, Clone, Serialize)]
+pub struct Subject {
+    /// Subject label (without `sub-`).
+    pub label: String,
+    /// Sessions that hold selected inputs.
+    pub sessions: Vec<String>,
+    /// Selected inputs, in path order.
+    pub inputs: Vec<Input>,
+}
+
+/// What discovery found, and what it had to say about the dataset.
+#[derive(Debug, Default)]
+pub struct Discovery {
+    /// Subjects with at least one selected input, ordered by label.
+    pub subjects: Vec<Subject>,
+    /// Problems that did not stop discovery (mismatched names, listed-but-missing subjects...).
+    pub warnings: Vec<String>,
+}
+
+impl Discovery {
+    /// Number of selected inputs.
+    pub fn input_count(&self) -> usize {
+        self.subjects.iter().map(|s| s.inputs.len()).sum()
+    }
+}
+
+/// Open `root` as a BIDS dataset: it must be a directory with a readable
+/// `dataset_description.json` that parses as a JSON object.
+pub fn open_dataset(root: &Path) -> Result<Dataset, DatasetError> {
+    let root = std::fs::canonicalize(root).map_err(|_| DatasetError::Missing {
+        path: root.to_path_buf(),
+    })?;
+    if !root.is_dir() {
+        return Err(DatasetError::Missing { path: root });
+    }
+    let not_bids = |reason: String| DatasetError::NotBids {
+        path: root.clone(),
+        reason,
+    };
+    let description = root.join("dataset_description.json");
+    let text = std::fs::read_to_string(&description)
+        .map_err(|e| not_bids(format!("cannot read dataset_description.json: {e}")))?;
+    let json: serde_json::Value = serde_json::from_str(text.trim_start_matches('\u{feff}'))
+        .map_err(|e| not_bids(format!("dataset_description.json is not valid JSON: {e}")))?;
+    let field = |key: &str| json.get(key).and_then(|v| v.as_str()).map(str::to_string);
+    if !json.is_object() {
+        return Err(not_bids(
+            "dataset_description.json is not a JSON object".into(),
+        ));
+    }
+    Ok(Dataset {
+        name: field("Name").unwrap_or_else(|| "unnamed dataset".into()),
+        bids_version: field("BIDSVersion").unwrap_or_default(),
+        root,
+    })
+}
+
+/// Find every input selected by `filters`, ordered by subject, then path.
+///
+/// Only `sub-*` directories are entered (so `derivatives/`, `sourcedata/`, `code/`,
+/// `stimuli/`, `log/` are never scanned); dotfiles and paths matched by the root's
+/// `.bidsignore` (gitignore syntax) are skipped; symlinks are followed with loop detection.
+pub fn discover(dataset: &Dataset, filters: &Filters) -> Result<Discovery, DatasetError> {
+    let wanted = |list: &[String], prefix: &str, label: &str| {
+        list.is_empty()
+            || list
+                .iter()
+                .any(|l| l.strip_prefix(prefix).unwrap_or(l) == label)
+    };
+    let suffixes: Vec<String> = if filters.suffixes.is_empty() {
+        vec!["T1w".into()]
+    } else {
+        filters.suffixes.clone()
+    };
+
+    let mut discovery = Discovery::default();
+    let mut by_subject: BTreeMap<String, Vec<Input>> = BTreeMap::new();
+    let walker = ignore::WalkBuilder::new(&dataset.root)
+        .standard_filters(false)
+        .hidden(true)
+        .parents(false)
+        .follow_links(true)
+        .add_custom_ignore_filename(".bidsignore")
+        .max_depth(Some(4))
+        .sort_by_file_name(|a, b| a.cmp(b))
+        .filter_entry(|entry| {
+            entry.depth() != 1 || entry.file_name().to_string_lossy().starts_with("sub-")
+        })
+        .build();
+
+    for entry in walker {
+        let entry = entry.map_err(|e| DatasetError::Walk(e.to_string()))?;
+        let relative = entry
+            .path()
+            .strip_prefix(&dataset.root)
+            .unwrap_or(entry.path())
+            .to_path_buf();
+        let components: Vec<String> = relative
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        let (subject_dir, session_dir, file_name) = match components.as_slice() {
+            [sub, anat, file] if anat == "anat" => (sub, None, file),
+            [sub, ses, anat, file] if anat == "anat" && ses.starts_with("ses-") => {
+                (sub, Some(ses), file)
+            }
+            _ => continue,
+        };
+        if !(file_name.ends_with(".nii") || file_name.ends_with(".nii.gz")) {
+            continue;
+        }
+        let name = match BidsName::parse(file_name) {
+            Ok(name) => name,
+            Err(reason) => {
+                discovery
+                    .warnings
+                    .push(format!("{}: skipped: {reason}", relative.display()));
+                continue;
+            }
+        };
+        if !suffixes.contains(&name.suffix) {
+            continue;
+        }
+        let subject = subject_dir.trim_start_matches("sub-").to_string();
+        let session = session_dir.map(|s| s.trim_start_matches("ses-").to_string());
+        if name.get("sub") != Some(subject.as_str()) || name.get("ses") != session.as_deref() {
+            discovery.warnings.push(format!(
+                "{}: skipped: sub/ses entities do not match the folders",
+                relative.display()
+            ));
+            continue;
+        }
+        if !wanted(&filters.participants, "sub-", &subject)
+            || !session
+                .as_deref()
+                .is_none_or(|s| wanted(&filters.sessions, "ses-", s))
+            || (session.is_none() && !filters.sessions.is_empty())
+        {
+            continue;
+        }
+        by_subject.entry(subject.clone()).or_default().push(Input {
+            path: entry.path().to_path_buf(),
+            relative,
+            subject,
+            session,
+            name,
+        });
+    }
+
+    match read_participants(&dataset.root.join("participants.tsv")) {
+        Ok(listed) => {
+            for label in listed {
+                if !dataset.root.join(format!("sub-{label}")).is_dir() {
+                    discovery.warnings.push(format!(
+                        "participants.tsv lists sub-{label}, which has no folder"
+                    ));
+                }
+            }
+        }
+        Err(e) => discovery.warnings.push(e),
+    }
+    for label in &filters.participants {
+        let label = label.strip_prefix("sub-").unwrap_or(label);
+        if !by_subject.contains_key(label) {
+            discovery.warnings.push(format!(
+                "--participant-label {label}: no matching input found"
+            ));
+        }
+    }
+
+    discovery.subjects = by_subject
+        .into_iter()
+        .map(|(label, inputs)| {
+            let mut sessions: Vec<String> =
+                inputs.iter().filter_map(|i| i.session.clone()).collect();
+            sessions.dedup();
+            Subject {
+                label,
+                sessions,
+                inputs,
+            }
+        })
+        .collect();
+    Ok(discovery)
+}

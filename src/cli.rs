@@ -1,0 +1,150 @@
+//! Command-line interface (BIDS-Apps conventions).
+
+use crate::stages::Stage;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    every selected input succeeded (or was already done)
+  1    some inputs failed; the others finished (see the run report)
+  17   analysis level 'group' is not implemented
+  18   the filters selected no input
+  64   usage error
+  66   BIDS_DIR is missing, unreadable or not a BIDS dataset
+  73   OUTPUT_DIR cannot be created or written
+  130  interrupted (Ctrl-C); finished work is kept, the report is written";
+
+/// Preprocess whole BIDS datasets in parallel, with traces that say why a run was slow.
+#[derive(Debug, Parser)]
+#[command(name = "neuro-batch", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Preprocess a BIDS dataset into BIDS-Derivatives (BIDS-App).
+    #[command(after_help = EXIT_CODES)]
+    Run(RunArgs),
+    /// Write a BIDS dataset of synthetic head phantoms with ground truth.
+    Synth(SynthArgs),
+}
+
+/// The BIDS-Apps analysis level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AnalysisLevel {
+    /// Process each participant.
+    Participant,
+    /// Summaries across participants (not implemented).
+    Group,
+}
+
+/// Output format of `run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Progress bar and a summary on stderr.
+    Human,
+    /// The plan (with --dry-run) or the run report as JSON on stdout.
+    Json,
+}
+
+/// Arguments of `neuro-batch run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Root of the input BIDS dataset.
+    pub bids_dir: PathBuf,
+    /// Where BIDS-Derivatives outputs go (created if missing).
+    pub output_dir: PathBuf,
+    /// Analysis level.
+    #[arg(value_enum)]
+    pub analysis_level: AnalysisLevel,
+    /// Subjects to process, with or without "sub-" (default: all).
+    #[arg(long, num_args = 1.., value_name = "LABEL")]
+    pub participant_label: Vec<String>,
+    /// Sessions to process, with or without "ses-" (default: all).
+    #[arg(long, num_args = 1.., value_name = "LABEL")]
+    pub session_label: Vec<String>,
+    /// Image suffixes to process.
+    #[arg(long, num_args = 1.., default_value = "T1w")]
+    pub suffix: Vec<String>,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+    /// Memory budget in GB for volumes in flight (default: 75 % of available memory).
+    #[arg(long, value_name = "GB")]
+    pub mem_gb: Option<f64>,
+    /// Stages to run, comma-separated (default: all, in order).
+    #[arg(long, value_enum, value_delimiter = ',', num_args = 1..)]
+    pub stages: Vec<Stage>,
+    /// Stages to leave out, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', num_args = 1..)]
+    pub skip_stages: Vec<Stage>,
+    /// Redo inputs whose outputs already exist and match.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Print what would be processed and touch nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// gzip level of .nii.gz outputs (0-9).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub compression_level: u32,
+}
+
+/// Arguments of `neuro-batch synth`.
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Directory to write the dataset into.
+    pub out: PathBuf,
+    /// Number of subjects.
+    #[arg(long, default_value_t = 4)]
+    pub subjects: usize,
+    /// Sessions per subject (0: no session folders).
+    #[arg(long, default_value_t = 0)]
+    pub sessions: usize,
+    /// Volume extents X,Y,Z.
+    #[arg(long, value_parser = parse_triple::<usize>, default_value = "96,112,96")]
+    pub shape: [usize; 3],
+    /// Voxel size in mm, X,Y,Z.
+    #[arg(long, value_parser = parse_triple::<f32>, default_value = "2,2,2")]
+    pub voxel_size: [f32; 3],
+    /// Per-subject size variation: extents scale by a factor in [1-J, 1+J].
+    #[arg(long, default_value_t = 0.0)]
+    pub size_jitter: f32,
+    /// Peak-to-peak strength of the multiplicative bias field (0.4 = ±20 %).
+    #[arg(long, default_value_t = 0.3)]
+    pub bias: f32,
+    /// Rician noise level as a fraction of white-matter intensity.
+    #[arg(long, default_value_t = 0.03)]
+    pub noise: f32,
+    /// Random seed (same seed, same dataset).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Write uncompressed .nii instead of .nii.gz.
+    #[arg(long)]
+    pub no_gzip: bool,
+}
+
+/// Parse `A,B,C` into three values.
+fn parse_triple<T: std::str::FromStr>(text: &str) -> Result<[T; 3], String> {
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    let [a, b, c] = parts.as_slice() else {
+        return Err(format!(
+            "expected three comma-separated values, got '{text}'"
+        ));
+    };
+    let parse = |s: &str| {
+        s.parse::<T>()
+            .map_err(|_| format!("'{s}' is not a valid number"))
+    };
+    Ok([parse(a)?, parse(b)?, parse(c)?])
+}

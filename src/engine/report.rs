@@ -1,0 +1,168 @@
+//! What a run did, per input: the JSON run report and the human summary.
+
+use crate::stages::Facts;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// How one input ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileStatus {
+    /// Processed and written.
+    Ok,
+    /// Failed; see `error`. No output of it remains.
+    Failed,
+    /// Outputs were already complete (resume).
+    Skipped,
+    /// Abandoned or never started because of Ctrl-C.
+    Cancelled,
+}
+
+/// One step of processing a file (load, a stage, write) and what it reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    /// `load_file`, a stage name, or `write_output`.
+    pub name: &'static str,
+    /// Wall-clock milliseconds.
+    pub duration_ms: f64,
+    /// Facts the step reported.
+    #[serde(serialize_with = "facts_as_map")]
+    pub facts: Facts,
+}
+
+/// The record of one input.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileRecord {
+    /// Path relative to BIDS_DIR.
+    pub input: PathBuf,
+    /// Subject label.
+    pub subject: String,
+    /// Session label, if any.
+    pub session: Option<String>,
+    /// Outcome.
+    pub status: FileStatus,
+    /// Wall-clock milliseconds for the whole file.
+    pub duration_ms: f64,
+    /// Steps in the order they ran.
+    pub steps: Vec<StepRecord>,
+    /// Outputs written (absolute paths).
+    pub outputs: Vec<PathBuf>,
+    /// The error, naming the file and the reason, when `status` is `failed`.
+    pub error: Option<String>,
+}
+
+/// The record of one subject.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubjectRecord {
+    /// Subject label.
+    pub subject: String,
+    /// Sessions processed.
+    pub sessions: Vec<String>,
+    /// Wall-clock milliseconds for the subject.
+    pub duration_ms: f64,
+    /// One record per input.
+    pub files: Vec<FileRecord>,
+}
+
+/// Counts of file outcomes.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Counts {
+    /// Succeeded.
+    pub ok: usize,
+    /// Failed.
+    pub failed: usize,
+    /// Skipped as already complete.
+    pub skipped: usize,
+    /// Cancelled.
+    pub cancelled: usize,
+}
+
+impl Counts {
+    /// Tally `subjects`.
+    pub fn of(subjects: &[SubjectRecord]) -> Self {
+        let mut c = Counts::default();
+        for f in subjects.iter().flat_map(|s| &s.files) {
+            match f.status {
+                FileStatus::Ok => c.ok += 1,
+                FileStatus::Failed => c.failed += 1,
+                FileStatus::Skipped => c.skipped += 1,
+                FileStatus::Cancelled => c.cancelled += 1,
+            }
+        }
+        c
+    }
+}
+
+/// `OUTPUT_DIR/logs/neuro-batch-run-<id>.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// Run id (also the trace attribute `batch.id`).
+    pub run_id: String,
+    /// neuro-batch version.
+    pub version: String,
+    /// The command line.
+    pub command: Vec<String>,
+    /// Start time, RFC 3339.
+    pub started: String,
+    /// End time, RFC 3339.
+    pub finished: String,
+    /// Wall-clock seconds.
+    pub duration_s: f64,
+    /// Input dataset root.
+    pub bids_dir: PathBuf,
+    /// Output root.
+    pub output_dir: PathBuf,
+    /// Worker threads.
+    pub threads: usize,
+    /// Memory budget in bytes.
+    pub memory_budget_bytes: u64,
+    /// Stages run, in order.
+    pub stages: Vec<&'static str>,
+    /// Stage parameters.
+    pub settings: crate::stages::StageSettings,
+    /// Whether Ctrl-C interrupted the run.
+    pub interrupted: bool,
+    /// File outcome counts.
+    pub counts: Counts,
+    /// Warnings from discovery.
+    pub warnings: Vec<String>,
+    /// Per subject, in label order.
+    pub subjects: Vec<SubjectRecord>,
+}
+
+impl RunReport {
+    /// A few lines for a person: counts, time, where things are, and every failure.
+    pub fn human_summary(&self, report_path: &std::path::Path) -> String {
+        let c = self.counts;
+        let mut out = format!(
+            "neuro-batch: {} subjects, {} inputs: {} ok, {} failed, {} skipped (already done), {} cancelled in {:.1} s\n",
+            self.subjects.len(),
+            c.ok + c.failed + c.skipped + c.cancelled,
+            c.ok,
+            c.failed,
+            c.skipped,
+            c.cancelled,
+            self.duration_s
+        );
+        for f in self.subjects.iter().flat_map(|s| &s.files) {
+            if let Some(e) = &f.error {
+                out.push_str(&format!("  FAILED {e}\n"));
+            }
+        }
+        out.push_str(&format!(
+            "outputs: {}\nreport:  {}\n",
+            self.output_dir.display(),
+            report_path.display()
+        ));
+        out
+    }
+}
+
+fn facts_as_map<S: serde::Serializer>(facts: &Facts, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(facts.len()))?;
+    for (k, v) in facts {
+        map.serialize_entry(k, v)?;
+    }
+    map.end()
+}

@@ -1,0 +1,68 @@
+//! Exit codes and the top-level error that carries one.
+//!
+//! Library modules return their own `thiserror` types; the command layer wraps them in
+//! [`Failure`], which pairs a message chain with the exit code a BIDS-App user expects.
+
+use std::fmt;
+
+/// Process exit codes, documented in `--help` and the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitCode {
+    /// Every selected input succeeded (or was already done).
+    Success = 0,
+    /// Some inputs failed; the others finished.
+    SomeFailed = 1,
+    /// The requested analysis level is not implemented (`group`).
+    LevelNotImplemented = 17,
+    /// The filters selected no input.
+    NoInputs = 18,
+    /// The command line was malformed.
+    Usage = 64,
+    /// BIDS_DIR is missing, unreadable or not a BIDS dataset.
+    BadDataset = 66,
+    /// Internal error that is not the user's input.
+    Software = 70,
+    /// The output directory cannot be created or written.
+    CannotCreateOutput = 73,
+    /// Interrupted (Ctrl-C / SIGTERM): in-flight work was finished or abandoned cleanly.
+    Interrupted = 130,
+}
+
+impl ExitCode {
+    /// The numeric code handed to the operating system.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// An error that ends the command, with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    /// What went wrong, with context.
+    pub error: anyhow::Error,
+    /// How the process should exit.
+    pub exit: ExitCode,
+}
+
+impl Failure {
+    /// Wrap an error with the exit code it should produce.
+    pub fn new(exit: ExitCode, error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            error: error.into(),
+            exit,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Self {
+        Self::new(ExitCode::Software, error)
+    }
+}

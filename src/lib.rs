@@ -1,0 +1,15 @@
+//! neuro-batch: preprocess whole BIDS datasets in parallel.
+//!
+//! Data flows one way: [`bids`] discovers inputs, [`engine`] schedules subjects on a rayon
+//! pool under a memory budget, [`stages`] process each [`volume`], and [`derivatives`]
+//! writes BIDS-Derivatives outputs atomically.
+
+pub mod bids;
+pub mod cli;
+pub mod commands;
+pub mod derivatives;
+pub mod engine;
+pub mod error;
+pub mod stages;
+pub mod synth;
+pub mod volume;

@@ -1,0 +1,93 @@
+//! Geometry of a volume held as a flat x-fastest slice (NIfTI/Fortran order).
+
+use ndarray::{Array3, ShapeBuilder};
+
+/// Extents and voxel size of a volume whose voxels lie at `x + nx * (y + ny * z)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Grid {
+    /// `(nx, ny, nz)`.
+    pub dims: [usize; 3],
+    /// Voxel size in mm along x, y, z.
+    pub spacing: [f32; 3],
+}
+
+impl Grid {
+    /// A grid with the given extents and voxel size.
+    pub fn new(dims: [usize; 3], spacing: [f32; 3]) -> Self {
+        Self { dims, spacing }
+    }
+
+    /// Number of voxels.
+    pub fn len(&self) -> usize {
+        self.dims.iter().product()
+    }
+
+    /// Whether the grid holds no voxel.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Flat index of `(x, y, z)`.
+    #[inline]
+    pub fn index(&self, x: usize, y: usize, z: usize) -> usize {
+        x + self.dims[0] * (y + self.dims[1] * z)
+    }
+
+    /// Volume of one voxel in mm³.
+    pub fn voxel_volume_mm3(&self) -> f64 {
+        self.spacing.iter().map(|&s| s as f64).product()
+    }
+
+    /// Calls `f(index, neighbour)` for each 6-connected neighbour of `index`.
+    #[inline]
+    pub fn for_each_neighbour(&self, index: usize, mut f: impl FnMut(usize)) {
+        let [nx, ny, nz] = self.dims;
+        let x = index % nx;
+        let y = (index / nx) % ny;
+        let z = index / (nx * ny);
+        let sy = nx;
+        let sz = nx * ny;
+        if x > 0 {
+            f(index - 1);
+        }
+        if x + 1 < nx {
+            f(index + 1);
+        }
+        if y > 0 {
+            f(index - sy);
+        }
+        if y + 1 < ny {
+            f(index + sy);
+        }
+        if z > 0 {
+            f(index - sz);
+        }
+        if z + 1 < nz {
+            f(index + sz);
+        }
+    }
+
+    /// Whether `index` lies on a face of the grid.
+    #[inline]
+    pub fn on_border(&self, index: usize) -> bool {
+        let [nx, ny, nz] = self.dims;
+        let x = index % nx;
+        let y = (index / nx) % ny;
+        let z = index / (nx * ny);
+        x == 0 || y == 0 || z == 0 || x + 1 == nx || y + 1 == ny || z + 1 == nz
+    }
+}
+
+/// The voxels of `array` as a flat x-fastest slice (copying only if the layout differs).
+pub fn flat<T: Clone>(array: &Array3<T>) -> std::borrow::Cow<'_, [T]> {
+    match array.as_slice_memory_order() {
+        Some(s) if array.t().is_standard_layout() => std::borrow::Cow::Borrowed(s),
+        _ => std::borrow::Cow::Owned(array.t().iter().cloned().collect()),
+    }
+}
+
+/// Wrap a flat x-fastest buffer as an `Array3` of the grid's shape (Fortran order).
+pub fn to_array<T>(grid: &Grid, data: Vec<T>) -> Array3<T> {
+    let [nx, ny, nz] = grid.dims;
+    Array3::from_shape_vec((nx, ny, nz).f(), data).expect("buffer length matches grid")
+}

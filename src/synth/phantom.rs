@@ -1,0 +1,158 @@
+//! One head phantom, rendered voxel by voxel from an analytic description.
+
+use crate::stages::filter::gaussian;
+use crate::stages::grid::{Grid, to_array};
+use ndarray::Array3;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Normal};
+use rayon::prelude::*;
+
+/// Parameters of one phantom.
+#[derive(Debug, Clone)]
+pub struct PhantomParams {
+    /// Extents.
+    pub shape: [usize; 3],
+    /// Voxel size, mm.
+    pub voxel_mm: [f32; 3],
+    /// Peak-to-peak bias strength.
+    pub bias: f32,
+    /// Rician noise as a fraction of white matter.
+    pub noise: f32,
+    /// Overall scanner gain.
+    pub gain: f32,
+    /// Noise and fold seed.
+    pub seed: u64,
+}
+
+/// A rendered phantom with its ground truth, all Fortran-order `(nx, ny, nz)`.
+#[derive(Debug)]
+pub struct Phantom {
+    /// The T1-weighted image, as stored (int16).
+    pub image: Array3<i16>,
+    /// 1 inside the brain (grey + white matter and ventricles).
+    pub brain_mask: Array3<u8>,
+    /// The multiplicative field applied to the image.
+    pub bias_field: Array3<f32>,
+}
+
+// T1-weighted tissue intensities (white matter = 1).
+const WM: f32 = 1.0;
+const GM: f32 = 0.68;
+const CSF: f32 = 0.22;
+const SKULL: f32 = 0.06;
+const SCALP: f32 = 0.85;
+// Shell boundaries as fractions of the head's semi-axes.
+const BRAIN_R: f32 = 0.78;
+const WM_R: f32 = 0.70;
+const CSF_R: f32 = 0.83;
+const SKULL_R: f32 = 0.92;
+/// Intensity of white matter before gain, as stored.
+const WM_STORED: f32 = 1000.0;
+
+/// Render the phantom described by `p`.
+pub fn render(p: &PhantomParams) -> Phantom {
+    let grid = Grid::new(p.shape, p.voxel_mm);
+    let [nx, ny, _] = p.shape;
+    // The head fills most of the field of view.
+    let semi: [f32; 3] = std::array::from_fn(|a| 0.44 * p.shape[a] as f32 * p.voxel_mm[a]);
+    let centre: [f32; 3] = std::array::from_fn(|a| (p.shape[a] as f32 - 1.0) / 2.0);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(p.seed);
+    // Cortical folds: a few random low-order ripples of the grey/white boundaries.
+    let folds: Vec<(f32, f32, f32, f32)> = (0..6)
+        .map(|_| {
+            (
+                rng.random_range(3.0..9.0f32),
+                rng.random_range(3.0..9.0f32),
+                rng.random_range(0.0..std::f32::consts::TAU),
+                rng.random_range(0.01..0.025f32),
+            )
+        })
+        .collect();
+    let bias_dir: [f32; 3] = std::array::from_fn(|_| rng.random_range(-1.0..1.0f32));
+
+    let mut tissue = vec![0f32; grid.len()];
+    let mut brain = vec![0u8; grid.len()];
+    let mut field = vec![1f32; grid.len()];
+    tissue
+        .par_chunks_mut(nx * ny)
+        .zip(brain.par_chunks_mut(nx * ny))
+        .zip(field.par_chunks_mut(nx * ny))
+        .enumerate()
+        .for_each(|(z, ((t_slab, b_slab), f_slab))| {
+            for y in 0..ny {
+                for x in 0..nx {
+                    let i = x + nx * y;
+                    let u: [f32; 3] = [
+                        (x as f32 - centre[0]) * p.voxel_mm[0] / semi[0],
+                        (y as f32 - centre[1]) * p.voxel_mm[1] / semi[1],
+                        (z as f32 - centre[2]) * p.voxel_mm[2] / semi[2],
+                    ];
+                    let rho = (u[0] * u[0] + u[1] * u[1] + u[2] * u[2]).sqrt();
+                    let theta = u[2].atan2((u[0] * u[0] + u[1] * u[1]).sqrt());
+                    let phi = u[1].atan2(u[0]);
+                    let fold: f32 = folds
+                        .iter()
+                        .map(|(a, b, c, amp)| amp * (a * theta + c).sin() * (b * phi).cos())
+                        .sum();
+                    let ventricle = ((u[0].abs() - 0.12) / 0.08).powi(2)
+                        + (u[1] / 0.28).powi(2)
+                        + ((u[2] - 0.08) / 0.14).powi(2)
+                        < 1.0;
+                    let (value, in_brain) = if rho > 1.0 {
+                        (0.0, false)
+                    } else if rho > SKULL_R {
+                        (SCALP, false)
+                    } else if rho > CSF_R {
+                        (SKULL, false)
+                    } else if rho > BRAIN_R + fold {
+                        (CSF, false)
+                    } else if ventricle {
+                        (CSF, true)
+                    } else if rho > WM_R + 1.5 * fold {
+                        (GM, true)
+                    } else {
+                        (WM, true)
+                    };
+                    t_slab[i] = value;
+                    b_slab[i] = u8::from(in_brain);
+                    // A smooth field: a linear gradient along a random direction plus a bump.
+                    let g = bias_dir[0] * u[0] + bias_dir[1] * u[1] + bias_dir[2] * u[2];
+                    let bump = (-(rho * rho) / 0.5).exp() - 0.5;
+                    let f = 1.0 + 0.5 * p.bias * (0.6 * g / 1.8 + 0.4 * bump).clamp(-1.0, 1.0);
+                    // Rounded to 1e-4 so the stored truth compresses; far below any tolerance.
+                    f_slab[i] = (f * 1e4).round() / 1e4;
+                }
+            }
+        });
+
+    // Partial volume: blur the tissue image by about half a millimetre.
+    let blurred = gaussian(&tissue, &grid, 0.6);
+    let sigma = p.noise * WM_STORED * p.gain;
+    let image: Vec<i16> = blurred
+        .par_chunks(nx * ny)
+        .zip(field.par_chunks(nx * ny))
+        .enumerate()
+        .flat_map_iter(|(z, (slab, f_slab))| {
+            let mut rng =
+                rand::rngs::StdRng::seed_from_u64(p.seed.wrapping_mul(31).wrapping_add(z as u64));
+            let normal = Normal::new(0.0f32, sigma.max(f32::MIN_POSITIVE)).expect("sigma > 0");
+            slab.iter()
+                .zip(f_slab)
+                .map(|(&t, &f)| {
+                    let s = t * WM_STORED * p.gain * f;
+                    let (n1, n2) = if sigma > 0.0 {
+                        (normal.sample(&mut rng), normal.sample(&mut rng))
+                    } else {
+                        (0.0, 0.0)
+                    };
+                    ((s + n1).hypot(n2)).round().min(i16::MAX as f32) as i16
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    Phantom {
+        image: to_array(&grid, image),
+        brain_mask: to_array(&grid, brain),
+        bias_field: to_array(&grid, field),
+    }
+}
