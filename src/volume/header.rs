@@ -143,6 +143,27 @@ pub(super) fn read_header(
             reason: format!("header needs 348 bytes, file holds {got}"),
         });
     }
+    let magic: &[u8] = &raw[344..348];
+    match magic {
+        b"n+1\0" => {}
+        b"ni1\0" => {
+            return Err(VolumeError::Unsupported {
+                path: path.to_path_buf(),
+                reason: "header/image pairs (.hdr/.img) are not supported; use a single .nii file"
+                    .into(),
+            });
+        }
+        other => {
+            return Err(VolumeError::NotNifti {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "missing NIfTI-1 magic 'n+1' (found {}; ANALYZE 7.5 is not supported)",
+                    describe_bytes(other)
+                ),
+            });
+        }
+    }
+
     let header = NiftiHeader::from_reader(&raw[..]).map_err(|e| VolumeError::InvalidHeader {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -164,24 +185,6 @@ fn validate(
         path: path.to_path_buf(),
         reason,
     };
-    match &header.magic {
-        b"n+1\0" => {}
-        b"ni1\0" => {
-            return Err(unsupported(
-                "header/image pairs (.hdr/.img) are not supported; use a single .nii file".into(),
-            ));
-        }
-        other => {
-            return Err(VolumeError::NotNifti {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "missing NIfTI-1 magic 'n+1' (found {}; ANALYZE 7.5 is not supported)",
-                    describe_bytes(other)
-                ),
-            });
-        }
-    }
-
     let ndim = header.dim[0] as usize;
     if !(1..=7).contains(&ndim) {
         return Err(invalid(format!("dim[0] = {ndim}, must be 1..7")));

@@ -101,14 +101,18 @@ where
                 dir.display()
             ))
         })?;
-    WriterOptions::new(tmp.path())
-        .reference_header(header)
-        .compression_level(Compression::new(compression_level))
-        .write_nifti(data)
-        .map_err(|e| fail(e.to_string()))?;
+    let mut options = WriterOptions::new(tmp.path()).reference_header(header);
+    if suffix == ".nii.gz" {
+        // Setting a level forces gzip (and a .nii.gz path) in the crate, so only here.
+        options = options.compression_level(Compression::new(compression_level));
+    }
+    options.write_nifti(data).map_err(|e| fail(e.to_string()))?;
     let written = std::fs::metadata(tmp.path())
         .map(|m| m.len())
         .map_err(|e| fail(e.to_string()))?;
+    if written == 0 {
+        return Err(fail("the NIfTI writer produced an empty file".into()));
+    }
     tmp.persist(path).map_err(|e| fail(e.error.to_string()))?;
     Ok(written)
 }
