@@ -84,7 +84,11 @@ fn sanitize(path: &Path, mut data: Array3<f32>) -> Result<(Array3<f32>, usize), 
     let mut non_finite = 0usize;
     let mut lo = f32::INFINITY;
     let mut hi = f32::NEG_INFINITY;
-    for v in data.iter_mut() {
+    // Walk memory order: logical order on this Fortran-order array would stride.
+    let voxels = data
+        .as_slice_memory_order_mut()
+        .expect("freshly read volumes are contiguous");
+    for v in voxels.iter_mut() {
         if v.is_finite() {
             lo = lo.min(*v);
             hi = hi.max(*v);
