@@ -1,6 +1,7 @@
 //! Command-line interface (BIDS-Apps conventions).
 
 use crate::stages::Stage;
+use crate::telemetry::{LogFormat, Protocol};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -22,6 +23,9 @@ pub struct Cli {
     /// More log output (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Log line format on stderr; json adds trace_id/span_id so logs join traces.
+    #[arg(long, value_enum, global = true, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -98,6 +102,21 @@ pub struct RunArgs {
     /// gzip level of .nii.gz outputs (0-9).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=9))]
     pub compression_level: u32,
+    /// OTLP endpoint for traces and metrics, e.g. http://localhost:4318
+    /// [default: OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT; none: traces go to the trace file].
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// OTLP protocol [default: OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf].
+    #[arg(long, value_enum)]
+    pub otlp_protocol: Option<Protocol>,
+    /// Also write traces as OTLP JSON lines here [default without OTLP:
+    /// OUTPUT_DIR/logs/traces-<run-id>.jsonl].
+    #[arg(long, value_name = "PATH")]
+    pub trace_file: Option<PathBuf>,
+    /// W3C traceparent of the batch this run belongs to; each subject trace links to it
+    /// [default: the TRACEPARENT/TRACESTATE variables].
+    #[arg(long, value_name = "TRACEPARENT")]
+    pub traceparent: Option<String>,
 }
 
 /// Arguments of `neuro-batch synth`.

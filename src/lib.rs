@@ -12,4 +12,5 @@ pub mod engine;
 pub mod error;
 pub mod stages;
 pub mod synth;
+pub mod telemetry;
 pub mod volume;

@@ -25,7 +25,7 @@ fn sigint_stops_cleanly_with_a_report_and_exit_130() {
         ],
     );
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_neuro-batch"))
+    let child = Command::new(env!("CARGO_BIN_EXE_neuro-batch"))
         .arg("run")
         .arg(&bids)
         .arg(&out)

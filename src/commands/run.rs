@@ -1,5 +1,6 @@
 //! `neuro-batch run`: discover → plan → schedule → process → report.
 
+use super::Globals;
 use crate::bids::{self, Dataset, Discovery, Filters};
 use crate::cli::{AnalysisLevel, Format, RunArgs};
 use crate::derivatives::{LOGS_DIR, prepare_output_root, write_json_atomic};
@@ -10,6 +11,8 @@ use crate::engine::report::{Counts, FileRecord, FileStatus, RunReport, SubjectRe
 use crate::engine::scheduler::{Scheduled, schedule};
 use crate::error::{ExitCode, Failure};
 use crate::stages::{Stage, StageSettings};
+use crate::telemetry::metrics::Metrics;
+use crate::telemetry::{self, Telemetry, TelemetryOptions};
 use anyhow::{Context as _, anyhow};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -19,14 +22,58 @@ use std::time::Instant;
 /// Set by Ctrl-C / SIGTERM; a second signal exits at once.
 static CANCEL: AtomicBool = AtomicBool::new(false);
 
-pub(super) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
+pub(super) fn run(args: RunArgs, globals: Globals) -> Result<ExitCode, Failure> {
+    let run_id = format!(
+        "{}-{:04x}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+        rand::random::<u16>()
+    );
+    let out_root = absolute(&args.output_dir);
+    let telemetry = Telemetry::init(TelemetryOptions {
+        verbosity: globals.verbosity,
+        log_format: globals.log_format,
+        otlp_endpoint: args.otlp_endpoint.clone(),
+        otlp_protocol: args.otlp_protocol,
+        trace_file: args.trace_file.as_deref().map(absolute),
+        default_trace_file: Some(
+            out_root
+                .join(LOGS_DIR)
+                .join(format!("traces-{run_id}.jsonl")),
+        ),
+    });
+    let result = run_batch(&args, &run_id, &out_root, &telemetry);
+    if let Some(warning) = telemetry.shutdown() {
+        eprintln!("neuro-batch: warning: {warning}");
+    }
+    result
+}
+
+fn run_batch(
+    args: &RunArgs,
+    run_id: &str,
+    out_root: &Path,
+    telemetry: &Telemetry,
+) -> Result<ExitCode, Failure> {
     if args.analysis_level == AnalysisLevel::Group {
         return Err(Failure::new(
             ExitCode::LevelNotImplemented,
             anyhow!("analysis level 'group' is not implemented; run 'participant'"),
         ));
     }
-    let config = run_config(&args)?;
+    let config = run_config(args)?;
+    let batch_link = match (
+        telemetry::batch_context(args.traceparent.as_deref()),
+        &args.traceparent,
+    ) {
+        (Ok(link), _) => link,
+        (Err(e), Some(_)) => {
+            return Err(Failure::new(ExitCode::Usage, anyhow!("--traceparent: {e}")));
+        }
+        (Err(e), None) => {
+            tracing::warn!("TRACEPARENT ignored: {e}");
+            None
+        }
+    };
     let dataset =
         bids::open_dataset(&args.bids_dir).map_err(|e| Failure::new(ExitCode::BadDataset, e))?;
     let filters = Filters {
@@ -51,23 +98,16 @@ pub(super) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             ),
         ));
     }
-    let out_root = absolute(&args.output_dir);
-
     if args.dry_run {
-        let jobs = plan(&discovery, &out_root, &config);
-        print_plan(&dataset, &discovery, &jobs, &out_root, &config, args.format);
+        let jobs = plan(&discovery, out_root, &config);
+        print_plan(&dataset, &discovery, &jobs, out_root, &config, args.format);
         return Ok(ExitCode::Success);
     }
 
-    prepare_output_root(&out_root, &dataset)
+    prepare_output_root(out_root, &dataset)
         .with_context(|| format!("cannot create the output directory {}", out_root.display()))
         .map_err(|e| Failure::new(ExitCode::CannotCreateOutput, e))?;
-    let jobs = plan(&discovery, &out_root, &config);
-    let run_id = format!(
-        "{}-{:04x}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
-        rand::random::<u16>()
-    );
+    let jobs = plan(&discovery, out_root, &config);
     let started = chrono::Utc::now();
     let clock = Instant::now();
 
@@ -83,10 +123,14 @@ pub(super) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         .thread_name(|i| format!("neuro-batch-{i}"))
         .build()
         .context("cannot start the worker pool")?;
+    let metrics = Metrics::new();
     let ctx = Context {
         config: &config,
         cancel: &CANCEL,
         progress: &progress,
+        batch_id: run_id,
+        batch_link: batch_link.as_ref(),
+        metrics: &metrics,
     };
     let results = schedule(
         &pool,
@@ -109,14 +153,24 @@ pub(super) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         .collect();
     let interrupted = CANCEL.load(Ordering::SeqCst);
     let report = RunReport {
-        run_id: run_id.clone(),
+        run_id: run_id.to_string(),
         version: env!("CARGO_PKG_VERSION").into(),
         command: std::env::args().collect(),
         started: started.to_rfc3339(),
         finished: chrono::Utc::now().to_rfc3339(),
         duration_s: clock.elapsed().as_secs_f64(),
         bids_dir: dataset.root.clone(),
-        output_dir: out_root.clone(),
+        output_dir: out_root.to_path_buf(),
+        trace_file: telemetry.trace_file().map(Path::to_path_buf),
+        otlp_endpoint: telemetry.otlp_url().map(str::to_string),
+        traceparent: batch_link.as_ref().map(|sc| {
+            format!(
+                "00-{}-{}-{:02x}",
+                sc.trace_id(),
+                sc.span_id(),
+                sc.trace_flags().to_u8()
+            )
+        }),
         threads: config.threads,
         memory_budget_bytes: config.memory_budget_bytes,
         stages: config.stages.iter().map(|s| s.name()).collect(),
@@ -133,6 +187,11 @@ pub(super) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         .with_context(|| format!("cannot write the run report {}", report_path.display()))
         .map_err(|e| Failure::new(ExitCode::CannotCreateOutput, e))?;
     eprint!("{}", report.human_summary(&report_path));
+    match (telemetry.trace_file(), telemetry.otlp_url()) {
+        (Some(file), _) => eprintln!("traces:  {}", file.display()),
+        (None, Some(url)) => eprintln!("traces:  {url}"),
+        (None, None) => {}
+    }
     if args.format == Format::Json {
         println!(
             "{}",

@@ -1,17 +1,27 @@
 //! Processing one subject: each file is loaded, run through the enabled stages and written.
 //! A failing file is recorded and its outputs removed; the subject's other files go on.
+//!
+//! Each subject is one trace (see [`crate::telemetry::names`] for its shape): spans carry the
+//! file's attributes, the stage facts, CPU time, and on failure status ERROR with an
+//! `exception` event, propagated to `process_file` and `process_subject`.
 
 use super::RunConfig;
 use super::plan::{FileJob, SubjectJob};
 use super::report::{FileRecord, FileStatus, StepRecord, SubjectRecord};
 use crate::derivatives::{source_uri, write_json_atomic};
 use crate::stages::grid::{flat, to_array};
-use crate::stages::{Facts, Grid, Stage, StageError, bias_field, normalize, skull_strip};
-use crate::volume::{self, Volume, VolumeError};
+use crate::stages::{Fact, Facts, Grid, Stage, StageError, bias_field, normalize, skull_strip};
+use crate::telemetry::metrics::Metrics;
+use crate::telemetry::{names, usage};
+use crate::volume::{self, HeaderInfo, Volume, VolumeError};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{SpanContext, Status};
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Shared, read-only state for processing.
 pub struct Context<'a> {
@@ -21,6 +31,12 @@ pub struct Context<'a> {
     pub cancel: &'a AtomicBool,
     /// Ticks once per finished file.
     pub progress: &'a indicatif::ProgressBar,
+    /// The run id (`batch.id`).
+    pub batch_id: &'a str,
+    /// The batch this run belongs to: every subject trace links to it.
+    pub batch_link: Option<&'a SpanContext>,
+    /// OTLP instruments (no-ops without an endpoint).
+    pub metrics: &'a Metrics,
 }
 
 /// Why a file failed.
@@ -39,12 +55,64 @@ enum FileError {
     Cancelled,
 }
 
-/// Process every file of `job`, in order.
+impl FileError {
+    /// The `exception.type` recorded on the failing span.
+    fn kind(&self) -> &'static str {
+        match self {
+            FileError::Volume(e) => e.kind(),
+            FileError::Stage { .. } => "StageError",
+            FileError::Io { .. } => "IoError",
+            FileError::Cancelled => "Cancelled",
+        }
+    }
+}
+
+/// Attributes every span below `process_subject` repeats.
+struct FileAttributes(Vec<KeyValue>);
+
+impl FileAttributes {
+    fn of(job: &FileJob) -> Self {
+        let bytes = std::fs::metadata(&job.input.path).map_or(0, |m| m.len());
+        Self(vec![
+            KeyValue::new(names::BIDS_SUBJECT, job.input.subject.clone()),
+            KeyValue::new(names::FILE_SIZE_MB, bytes as f64 / 1e6),
+            KeyValue::new(names::FILE_SIZE_BUCKET, names::size_bucket(bytes)),
+            KeyValue::new(names::FILE_SIZE_BYTES, bytes as i64),
+        ])
+    }
+
+    fn apply(&self, span: &Span) {
+        for kv in &self.0 {
+            span.set_attribute(kv.key.clone(), kv.value.clone());
+        }
+    }
+}
+
+/// Process every file of `job`, in order, as one trace.
 pub fn process_subject(job: &SubjectJob, ctx: &Context) -> SubjectRecord {
     let start = Instant::now();
-    let span = tracing::info_span!(parent: None, "process_subject", bids.subject = %job.label);
-    let _entered = span.enter();
-    let files = job.files.iter().map(|f| process_file(f, ctx)).collect();
+    let span = tracing::info_span!(parent: None, names::PROCESS_SUBJECT, bids.subject = %job.label);
+    span.set_attribute(names::BIDS_SESSIONS, job.sessions.join(","));
+    span.set_attribute(names::SUBJECT_FILE_COUNT, job.files.len() as i64);
+    span.set_attribute(names::BATCH_ID, ctx.batch_id.to_string());
+    if let Some(link) = ctx.batch_link {
+        span.add_link(link.clone());
+    }
+    let files: Vec<FileRecord> =
+        span.in_scope(|| job.files.iter().map(|f| process_file(f, ctx)).collect());
+    span.set_attribute(names::PROCESS_PEAK_RSS_MB, usage::peak_rss_mb());
+    let failed = files
+        .iter()
+        .filter(|f| f.status == FileStatus::Failed)
+        .count();
+    if failed > 0 {
+        span.set_status(Status::error(format!(
+            "{failed} of {} files failed",
+            files.len()
+        )));
+    } else {
+        span.set_status(Status::Ok);
+    }
     SubjectRecord {
         subject: job.label.clone(),
         sessions: job.sessions.clone(),
@@ -55,8 +123,25 @@ pub fn process_subject(job: &SubjectJob, ctx: &Context) -> SubjectRecord {
 
 fn process_file(job: &FileJob, ctx: &Context) -> FileRecord {
     let start = Instant::now();
-    let _span =
-        tracing::info_span!("process_file", file.path = %job.input.path.display()).entered();
+    let span = tracing::info_span!(names::PROCESS_FILE, file.name = %job.input.name);
+    let attrs = FileAttributes::of(job);
+    attrs.apply(&span);
+    let name = &job.input.name;
+    span.set_attribute(names::FILE_PATH, job.input.path.display().to_string());
+    span.set_attribute(
+        names::FILE_FORMAT,
+        if name.extension.ends_with(".gz") {
+            "nifti-gz"
+        } else {
+            "nifti"
+        },
+    );
+    span.set_attribute(names::BIDS_SUFFIX, name.suffix.clone());
+    if let Some(session) = &job.input.session {
+        span.set_attribute(names::BIDS_SESSION, session.clone());
+    }
+    let _entered = span.enter();
+
     let mut record = FileRecord {
         input: job.input.relative.clone(),
         subject: job.input.subject.clone(),
@@ -69,11 +154,15 @@ fn process_file(job: &FileJob, ctx: &Context) -> FileRecord {
     };
     if job.complete && !ctx.config.overwrite {
         tracing::info!(input = %job.input.relative.display(), "outputs complete: skipping");
+        span.add_event(names::EVENT_RESUME_SKIP, vec![]);
         record.status = FileStatus::Skipped;
     } else {
-        match run_file(job, ctx, &mut record.steps) {
+        match run_file(job, ctx, &attrs, &mut record.steps) {
             Ok(outputs) => record.outputs = outputs,
-            Err(FileError::Cancelled) => record.status = FileStatus::Cancelled,
+            Err(FileError::Cancelled) => {
+                span.add_event(names::EVENT_CANCELLED, vec![]);
+                record.status = FileStatus::Cancelled;
+            }
             Err(e) => {
                 tracing::error!("{e}");
                 record.status = FileStatus::Failed;
@@ -84,6 +173,19 @@ fn process_file(job: &FileJob, ctx: &Context) -> FileRecord {
             remove_outputs(job);
         }
     }
+    let outcome = match record.status {
+        FileStatus::Ok => "ok",
+        FileStatus::Failed => "failed",
+        FileStatus::Skipped => "skipped",
+        FileStatus::Cancelled => "cancelled",
+    };
+    span.set_attribute(names::OUTCOME, outcome);
+    match &record.error {
+        Some(e) => span.set_status(Status::error(e.clone())),
+        None if record.status != FileStatus::Cancelled => span.set_status(Status::Ok),
+        None => {}
+    }
+    ctx.metrics.file_done(outcome);
     record.duration_ms = ms(start);
     ctx.progress.inc(1);
     record
@@ -92,6 +194,7 @@ fn process_file(job: &FileJob, ctx: &Context) -> FileRecord {
 fn run_file(
     job: &FileJob,
     ctx: &Context,
+    attrs: &FileAttributes,
     steps: &mut Vec<StepRecord>,
 ) -> Result<Vec<PathBuf>, FileError> {
     let config = ctx.config;
@@ -101,91 +204,163 @@ fn run_file(
         source,
     };
 
-    let (volume, info) = step(steps, "load_file", ctx, || {
+    let (volume, info) = step(steps, names::LOAD_FILE, ctx, attrs, |span| {
         let (v, info) = volume::read_volume(path)?;
+        annotate_load(span, &info);
         let facts: Facts = vec![
-            ("voxels", crate::stages::Fact::Int(info.voxels() as i64)),
-            (
-                "non_finite_voxels",
-                crate::stages::Fact::Int(v.non_finite_voxels as i64),
-            ),
+            ("voxels", Fact::Int(info.voxels() as i64)),
+            ("non_finite_voxels", Fact::Int(v.non_finite_voxels as i64)),
         ];
         Ok(((v, info), facts))
     })?;
+    let parent = Span::current();
+    parent.set_attribute(names::ARRAY_SHAPE, shape(&info));
+    parent.set_attribute(names::ARRAY_VOXELS, info.voxels() as i64);
     let grid = Grid::new(volume.dims(), volume.spacing_mm);
     let image = flat(&volume.data).into_owned();
 
-    let brain = if config.runs(Stage::SkullStrip) {
-        Some(step(steps, Stage::SkullStrip.name(), ctx, || {
-            let out =
-                skull_strip::run(&image, &grid, &config.settings.skull_strip).map_err(stage_err)?;
-            Ok((out.mask, out.facts))
-        })?)
-    } else {
-        None
+    let image_span = tracing::info_span!(names::PROCESS_IMAGE);
+    attrs.apply(&image_span);
+    let processed = image_span.in_scope(|| -> Result<(Vec<f32>, Option<Vec<u8>>), FileError> {
+        let brain = if config.runs(Stage::SkullStrip) {
+            Some(step(steps, Stage::SkullStrip.name(), ctx, attrs, |_| {
+                let out = skull_strip::run(&image, &grid, &config.settings.skull_strip)
+                    .map_err(stage_err)?;
+                Ok((out.mask, out.facts))
+            })?)
+        } else {
+            None
+        };
+        let working_mask = match &brain {
+            Some(mask) => mask.clone(),
+            None => skull_strip::head_mask(&image, &grid, &config.settings.skull_strip)
+                .map_err(stage_err)?,
+        };
+        let mut current = image;
+        if config.runs(Stage::BiasCorrection) {
+            current = step(steps, Stage::BiasCorrection.name(), ctx, attrs, |_| {
+                let out = bias_field::run(
+                    &current,
+                    &working_mask,
+                    &grid,
+                    &config.settings.bias_correction,
+                );
+                Ok((out.corrected, out.facts))
+            })?;
+        }
+        if config.runs(Stage::Normalization) {
+            current = step(steps, Stage::Normalization.name(), ctx, attrs, |_| {
+                let out = normalize::run(&current, &working_mask, &config.settings.normalization);
+                Ok((out.normalized, out.facts))
+            })?;
+        }
+        if let Some(mask) = &brain {
+            current.iter_mut().zip(mask).for_each(|(v, &m)| {
+                if m == 0 {
+                    *v = 0.0;
+                }
+            });
+        }
+        Ok((current, brain))
+    });
+    let (preproc, brain) = match processed {
+        Ok(p) => {
+            image_span.set_status(Status::Ok);
+            p
+        }
+        Err(e) => {
+            image_span.set_status(Status::error(e.to_string()));
+            return Err(e);
+        }
     };
-    let working_mask = match &brain {
-        Some(mask) => mask.clone(),
-        None => skull_strip::head_mask(&image, &grid, &config.settings.skull_strip)
-            .map_err(stage_err)?,
-    };
-
-    let mut current = image;
-    if config.runs(Stage::BiasCorrection) {
-        current = step(steps, Stage::BiasCorrection.name(), ctx, || {
-            let out = bias_field::run(
-                &current,
-                &working_mask,
-                &grid,
-                &config.settings.bias_correction,
-            );
-            Ok((out.corrected, out.facts))
-        })?;
-    }
-    if config.runs(Stage::Normalization) {
-        current = step(steps, Stage::Normalization.name(), ctx, || {
-            let out = normalize::run(&current, &working_mask, &config.settings.normalization);
-            Ok((out.normalized, out.facts))
-        })?;
-    }
-    if let Some(mask) = &brain {
-        current.iter_mut().zip(mask).for_each(|(v, &m)| {
-            if m == 0 {
-                *v = 0.0;
-            }
-        });
-    }
 
     let facts = steps_facts(steps);
-    step(steps, "write_output", ctx, || {
-        let bytes = write_outputs(job, config, &volume, &grid, current, brain, facts)?;
+    step(steps, names::WRITE_OUTPUT, ctx, attrs, |span| {
+        let bytes = write_outputs(job, config, &volume, &grid, preproc, brain, facts)?;
+        span.set_attribute(names::IO_BYTES_WRITTEN, bytes as i64);
         Ok((
             job.outputs.all().iter().map(|p| p.to_path_buf()).collect(),
-            vec![("bytes_written", crate::stages::Fact::Int(bytes as i64))],
+            vec![("bytes_written", Fact::Int(bytes as i64))],
         ))
     })
-    .inspect(|_| tracing::debug!(shape = ?info.dims, "written"))
 }
 
-/// Run one named step, timing it and recording its facts; stop first if cancelled.
+fn shape(info: &HeaderInfo) -> String {
+    let [x, y, z] = info.dims;
+    format!("{x}x{y}x{z}")
+}
+
+fn annotate_load(span: &Span, info: &HeaderInfo) {
+    span.set_attribute(names::ARRAY_SHAPE, shape(info));
+    span.set_attribute(names::ARRAY_DTYPE, info.dtype_name());
+    span.set_attribute(names::ARRAY_VOXELS, info.voxels() as i64);
+    span.set_attribute(names::IO_BYTES_READ, info.file_size as i64);
+    if info.compressed {
+        span.add_event(
+            names::EVENT_DECOMPRESSED,
+            vec![KeyValue::new(
+                "bytes",
+                (info.vox_offset + info.data_bytes) as i64,
+            )],
+        );
+    }
+}
+
+/// Run one named step in its own span: time it, record its facts and CPU time, and on
+/// failure mark the span ERROR with an `exception` event. Stops first if cancelled.
 fn step<T>(
     steps: &mut Vec<StepRecord>,
     name: &'static str,
     ctx: &Context,
-    f: impl FnOnce() -> Result<(T, Facts), FileError>,
+    attrs: &FileAttributes,
+    f: impl FnOnce(&Span) -> Result<(T, Facts), FileError>,
 ) -> Result<T, FileError> {
     if ctx.cancel.load(Ordering::SeqCst) {
         return Err(FileError::Cancelled);
     }
-    let _span = tracing::info_span!("step", name).entered();
-    let start = Instant::now();
-    let (value, facts) = f()?;
-    steps.push(StepRecord {
-        name,
-        duration_ms: ms(start),
-        facts,
-    });
-    Ok(value)
+    let span = tracing::info_span!("step", otel.name = name);
+    attrs.apply(&span);
+    let _entered = span.enter();
+    let (start, thread_cpu, process_cpu) = (
+        Instant::now(),
+        usage::thread_cpu_ms(),
+        usage::process_cpu_ms(),
+    );
+    let result = f(&span);
+    span.set_attribute(names::THREAD_CPU_MS, usage::thread_cpu_ms() - thread_cpu);
+    span.set_attribute(names::PROCESS_CPU_MS, usage::process_cpu_ms() - process_cpu);
+    let duration_ms = ms(start);
+    ctx.metrics.step(name, duration_ms);
+    match result {
+        Ok((value, facts)) => {
+            for (key, fact) in &facts {
+                let key = format!("{name}.{key}");
+                match fact {
+                    Fact::Float(v) => span.set_attribute(key, *v),
+                    Fact::Int(v) => span.set_attribute(key, *v),
+                }
+            }
+            span.set_status(Status::Ok);
+            steps.push(StepRecord {
+                name,
+                duration_ms,
+                facts,
+            });
+            Ok(value)
+        }
+        Err(e) => {
+            let message = e.to_string();
+            span.add_event(
+                "exception",
+                vec![
+                    KeyValue::new("exception.type", e.kind()),
+                    KeyValue::new("exception.message", message.clone()),
+                ],
+            );
+            span.set_status(Status::error(message));
+            Err(e)
+        }
+    }
 }
 
 fn steps_facts(steps: &[StepRecord]) -> serde_json::Value {

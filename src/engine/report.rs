@@ -112,6 +112,12 @@ pub struct RunReport {
     pub bids_dir: PathBuf,
     /// Output root.
     pub output_dir: PathBuf,
+    /// The JSON-lines trace file, if one was written.
+    pub trace_file: Option<PathBuf>,
+    /// The OTLP traces URL, if traces were exported.
+    pub otlp_endpoint: Option<String>,
+    /// The batch context every subject trace links to (W3C traceparent), if any.
+    pub traceparent: Option<String>,
     /// Worker threads.
     pub threads: usize,
     /// Memory budget in bytes.

@@ -83,6 +83,22 @@ pub enum VolumeError {
     },
 }
 
+impl VolumeError {
+    /// A short type name for the error (recorded as `exception.type` on spans).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            VolumeError::Io { .. } => "IoError",
+            VolumeError::Empty { .. } => "EmptyFile",
+            VolumeError::NotNifti { .. } => "NotNifti",
+            VolumeError::Unsupported { .. } => "UnsupportedNifti",
+            VolumeError::InvalidHeader { .. } => "InvalidHeader",
+            VolumeError::Truncated { .. } => "TruncatedFile",
+            VolumeError::NoSignal { .. } => "NoSignal",
+            VolumeError::Write { .. } => "WriteError",
+        }
+    }
+}
+
 /// A 3-D scalar volume with the header it came from.
 #[derive(Debug, Clone)]
 pub struct Volume {

@@ -1,0 +1,119 @@
+//! Span names and attribute keys: a stable API that dashboards, `analyze` and users' queries
+//! depend on. Change them only with a major version.
+//!
+//! Trace shape (one trace per subject, no parent):
+//!
+//! ```text
+//! process_subject                      bids.subject, bids.sessions, subject.file_count, batch.id
+//! └── process_file                     file.*, bids.*
+//!     ├── load_file                    array.*, io.bytes_read
+//!     ├── process_image
+//!     │   ├── skull_strip              skull_strip.* facts
+//!     │   ├── bias_correction          bias_correction.* facts
+//!     │   └── normalization            normalization.* facts
+//!     └── write_output                 io.bytes_written
+//! ```
+//!
+//! Every span below `process_subject` repeats `bids.subject`, `file.size_mb` and
+//! `file.size_bucket`, so a search that returns only stage spans can still be ranked by them.
+
+/// Root span of a subject's trace.
+pub const PROCESS_SUBJECT: &str = "process_subject";
+/// One input file.
+pub const PROCESS_FILE: &str = "process_file";
+/// Reading and decoding the volume.
+pub const LOAD_FILE: &str = "load_file";
+/// Parent of the stage spans.
+pub const PROCESS_IMAGE: &str = "process_image";
+/// Writing the outputs and sidecars.
+pub const WRITE_OUTPUT: &str = "write_output";
+/// Stage span names (the stage's own name).
+pub const STAGES: [&str; 3] = ["skull_strip", "bias_correction", "normalization"];
+
+/// Every span name neuro-batch emits.
+pub const ALL_SPANS: [&str; 8] = [
+    PROCESS_SUBJECT,
+    PROCESS_FILE,
+    LOAD_FILE,
+    PROCESS_IMAGE,
+    STAGES[0],
+    STAGES[1],
+    STAGES[2],
+    WRITE_OUTPUT,
+];
+
+/// The run id (also in the run report).
+pub const BATCH_ID: &str = "batch.id";
+/// Subject label, without `sub-`.
+pub const BIDS_SUBJECT: &str = "bids.subject";
+/// Session labels of the subject, comma-separated.
+pub const BIDS_SESSIONS: &str = "bids.sessions";
+/// Session label of the file.
+pub const BIDS_SESSION: &str = "bids.session";
+/// BIDS suffix, e.g. `T1w`.
+pub const BIDS_SUFFIX: &str = "bids.suffix";
+/// Number of input files of the subject.
+pub const SUBJECT_FILE_COUNT: &str = "subject.file_count";
+/// Absolute input path.
+pub const FILE_PATH: &str = "file.path";
+/// Input file name.
+pub const FILE_NAME: &str = "file.name";
+/// Input size on disk, bytes.
+pub const FILE_SIZE_BYTES: &str = "file.size_bytes";
+/// Input size on disk, MB (10^6 bytes), as a double.
+pub const FILE_SIZE_MB: &str = "file.size_mb";
+/// Low-cardinality size class: log2 MB buckets such as `4-8MB` (`<1MB` below 1 MB).
+pub const FILE_SIZE_BUCKET: &str = "file.size_bucket";
+/// `nifti` or `nifti-gz`.
+pub const FILE_FORMAT: &str = "file.format";
+/// Volume extents, e.g. `181x217x181`.
+pub const ARRAY_SHAPE: &str = "array.shape";
+/// Stored voxel type, e.g. `int16`.
+pub const ARRAY_DTYPE: &str = "array.dtype";
+/// Number of voxels.
+pub const ARRAY_VOXELS: &str = "array.voxels";
+/// Bytes read from disk (compressed size for `.nii.gz`).
+pub const IO_BYTES_READ: &str = "io.bytes_read";
+/// Bytes written to disk for all outputs of the file.
+pub const IO_BYTES_WRITTEN: &str = "io.bytes_written";
+/// CPU milliseconds of the thread that ran the span. Work that rayon hands to other threads
+/// is not included, so with several threads this is a lower bound.
+pub const THREAD_CPU_MS: &str = "thread.cpu_ms";
+/// CPU milliseconds of the whole process during the span: includes every thread, and other
+/// subjects running at the same time; equals the span's own CPU only with `--threads 1`.
+pub const PROCESS_CPU_MS: &str = "process.cpu_ms";
+/// Peak resident memory of the process so far, MB, recorded when a subject ends.
+pub const PROCESS_PEAK_RSS_MB: &str = "process.peak_rss_mb";
+/// Outcome of the file: `ok`, `failed`, `skipped`, `cancelled`.
+pub const OUTCOME: &str = "neuro_batch.outcome";
+
+/// Event: a `.nii.gz` was fully decompressed.
+pub const EVENT_DECOMPRESSED: &str = "decompressed";
+/// Event: outputs were complete, the file was skipped (resume).
+pub const EVENT_RESUME_SKIP: &str = "resume_skip";
+/// Event: Ctrl-C abandoned the file.
+pub const EVENT_CANCELLED: &str = "cancelled";
+
+/// The low-cardinality size class of a file of `bytes` bytes: `<1MB`, `1-2MB`, `2-4MB`, ...
+pub fn size_bucket(bytes: u64) -> String {
+    let mb = bytes as f64 / 1e6;
+    if mb < 1.0 {
+        return "<1MB".into();
+    }
+    let low = 1u64 << (mb.log2().floor() as u32);
+    format!("{}-{}MB", low, low * 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size_bucket;
+
+    #[test]
+    fn buckets_are_log2_megabytes() {
+        assert_eq!(size_bucket(0), "<1MB");
+        assert_eq!(size_bucket(999_999), "<1MB");
+        assert_eq!(size_bucket(1_000_000), "1-2MB");
+        assert_eq!(size_bucket(5_500_000), "4-8MB");
+        assert_eq!(size_bucket(64_000_000), "64-128MB");
+    }
+}
