@@ -102,9 +102,10 @@ pub struct RunArgs {
     /// gzip level of .nii.gz outputs (0-9).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=9))]
     pub compression_level: u32,
-    /// OTLP endpoint for traces and metrics, e.g. http://localhost:4318
+    /// OTLP endpoint for traces and metrics; without a URL, the local stack of
+    /// docker-compose.yml (http://localhost:4318, or :4317 with grpc)
     /// [default: OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT; none: traces go to the trace file].
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
     pub otlp_endpoint: Option<String>,
     /// OTLP protocol [default: OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf].
     #[arg(long, value_enum)]

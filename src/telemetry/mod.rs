@@ -266,7 +266,7 @@ fn resource() -> Resource {
                 .any(|kv| kv.trim().starts_with("service.name="))
         });
     if !named_in_env {
-        builder = builder.with_service_name("neuro-batch");
+        builder = builder.with_service_name(names::SERVICE_NAME);
     }
     builder
         .with_attributes([

@@ -17,6 +17,9 @@
 //! Every span below `process_subject` repeats `bids.subject`, `file.size_mb` and
 //! `file.size_bucket`, so a search that returns only stage spans can still be ranked by them.
 
+/// Default `service.name` (overridden by `OTEL_SERVICE_NAME`).
+pub const SERVICE_NAME: &str = "neuro-batch";
+
 /// Root span of a subject's trace.
 pub const PROCESS_SUBJECT: &str = "process_subject";
 /// One input file.
@@ -86,6 +89,36 @@ pub const PROCESS_CPU_MS: &str = "process.cpu_ms";
 pub const PROCESS_PEAK_RSS_MB: &str = "process.peak_rss_mb";
 /// Outcome of the file: `ok`, `failed`, `skipped`, `cancelled`.
 pub const OUTCOME: &str = "neuro_batch.outcome";
+
+/// Every span attribute key above (stage facts, `<stage>.<fact>`, come on top).
+pub const ALL_ATTRIBUTES: [&str; 26] = [
+    BATCH_ID,
+    BIDS_SUBJECT,
+    BIDS_SESSIONS,
+    BIDS_SESSION,
+    BIDS_SUFFIX,
+    SUBJECT_FILE_COUNT,
+    FILE_PATH,
+    FILE_NAME,
+    FILE_SIZE_BYTES,
+    FILE_SIZE_MB,
+    FILE_SIZE_BUCKET,
+    FILE_FORMAT,
+    ARRAY_SHAPE,
+    ARRAY_DTYPE,
+    ARRAY_VOXELS,
+    IO_BYTES_READ,
+    IO_BYTES_WRITTEN,
+    THREAD_CPU_MS,
+    PROCESS_CPU_MS,
+    PROCESS_PEAK_RSS_MB,
+    OUTCOME,
+    "skull_strip.brain_volume_ml",
+    "skull_strip.threshold",
+    "bias_correction.field_min",
+    "bias_correction.field_max",
+    "normalization.high_value",
+];
 
 /// Event: a `.nii.gz` was fully decompressed.
 pub const EVENT_DECOMPRESSED: &str = "decompressed";

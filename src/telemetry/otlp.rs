@@ -9,6 +9,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// OTLP/HTTP endpoint of the local stack (`docker compose up`): the collector on 4318.
+pub const LOCAL_STACK_HTTP: &str = "http://localhost:4318";
+/// OTLP/gRPC endpoint of the local stack: the collector on 4317.
+pub const LOCAL_STACK_GRPC: &str = "http://localhost:4317";
+
 /// Wire protocol for OTLP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Protocol {
@@ -49,16 +54,6 @@ impl OtlpTarget {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<Self>, String> {
         let nonempty = |k: &str| env(k).filter(|v| !v.trim().is_empty());
-        let (endpoint, traces_url_given) = match (
-            endpoint_flag,
-            nonempty("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
-            nonempty("OTEL_EXPORTER_OTLP_ENDPOINT"),
-        ) {
-            (Some(flag), _, _) => (flag.to_string(), false),
-            (None, Some(traces), _) => (traces, true),
-            (None, None, Some(base)) => (base, false),
-            (None, None, None) => return Ok(None),
-        };
         let protocol = match protocol_flag {
             Some(p) => p,
             None => match nonempty("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
@@ -73,6 +68,22 @@ impl OtlpTarget {
                     ));
                 }
             },
+        };
+        // `--otlp-endpoint` without a URL means the local stack.
+        let endpoint_flag = endpoint_flag.map(|flag| match (flag, protocol) {
+            ("", Protocol::Grpc) => LOCAL_STACK_GRPC,
+            ("", Protocol::HttpProtobuf) => LOCAL_STACK_HTTP,
+            (url, _) => url,
+        });
+        let (endpoint, traces_url_given) = match (
+            endpoint_flag,
+            nonempty("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+            nonempty("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        ) {
+            (Some(flag), _, _) => (flag.to_string(), false),
+            (None, Some(traces), _) => (traces, true),
+            (None, None, Some(base)) => (base, false),
+            (None, None, None) => return Ok(None),
         };
         Ok(Some(Self {
             endpoint,

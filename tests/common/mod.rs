@@ -214,24 +214,29 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     enc.finish().unwrap()
 }
 
-/// The BIDS validator, if installed. Missing it is a loud skip locally and a failure in CI.
-pub fn bids_validator() -> Option<PathBuf> {
+/// An outside tool: `$override_var` if set, else `name` on PATH. Missing it is a loud skip
+/// locally and a failure under CI=true (where `.ci/run` installs it).
+pub fn require_tool(name: &str, override_var: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut candidates = std::env::var_os("BIDS_VALIDATOR")
+    let mut candidates = std::env::var_os(override_var)
         .map(PathBuf::from)
         .into_iter()
-        .chain(std::env::split_paths(&path).map(|d| d.join("bids-validator-deno")));
+        .chain(std::env::split_paths(&path).map(|d| d.join(name)));
     if let Some(found) = candidates.find(|p| p.is_file()) {
         return Some(found);
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("bids-validator-deno is required under CI=true (.ci/run installs it)");
+        panic!("{name} is required under CI=true (.ci/run installs it)");
     }
     eprintln!(
-        "\n==== SKIPPED: bids-validator-deno not found (pip install bids-validator-deno); \
-         the BIDS validation check did not run ====\n"
+        "\n==== SKIPPED: {name} not found (pip install {name}); this check did not run ====\n"
     );
     None
+}
+
+/// The BIDS validator (`bids-validator-deno`, or `$BIDS_VALIDATOR`).
+pub fn bids_validator() -> Option<PathBuf> {
+    require_tool("bids-validator-deno", "BIDS_VALIDATOR")
 }
 
 /// Run the validator on `dir` and return its error-level issues.
