@@ -1,5 +1,6 @@
 //! Command-line interface (BIDS-Apps conventions).
 
+use crate::engine::shard::Shard;
 use crate::stages::Stage;
 use crate::telemetry::{LogFormat, Protocol};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -39,6 +40,40 @@ pub enum Command {
     Run(RunArgs),
     /// Write a BIDS dataset of synthetic head phantoms with ground truth.
     Synth(SynthArgs),
+    /// Run `run` as a SLURM array job: one task per shard of the subjects.
+    #[command(after_help = SLURM_EXIT_CODES)]
+    Slurm(SlurmArgs),
+}
+
+const SLURM_EXIT_CODES: &str = "\
+Exit codes: as for run, plus
+  69   sbatch is missing or refused the job
+With --wait: 0 when every shard reported and no input failed, 1 otherwise.";
+
+/// Arguments of `neuro-batch slurm`: the `run` arguments its tasks get, plus the job's.
+#[derive(Debug, Args)]
+pub struct SlurmArgs {
+    /// What each task runs (everything `run` takes; --shard is set per task).
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Number of array tasks (shards) [default: one per subject].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub tasks: Option<u32>,
+    /// Run at most K tasks at once (sbatch --array=...%K).
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_parallel: Option<u32>,
+    /// Extra sbatch option, repeatable (e.g. --sbatch-arg=--partition=short).
+    #[arg(long = "sbatch-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub sbatch_args: Vec<String>,
+    /// Print the sbatch script (the default).
+    #[arg(long, conflicts_with = "submit")]
+    pub print: bool,
+    /// Submit the job with sbatch.
+    #[arg(long)]
+    pub submit: bool,
+    /// Wait for every task (sbatch --wait), then merge the shard reports into one summary.
+    #[arg(long, requires = "submit")]
+    pub wait: bool,
 }
 
 /// The BIDS-Apps analysis level.
@@ -118,6 +153,14 @@ pub struct RunArgs {
     /// [default: the TRACEPARENT/TRACESTATE variables].
     #[arg(long, value_name = "TRACEPARENT")]
     pub traceparent: Option<String>,
+    /// Process only shard I of N (0-based) of the label-sorted subjects
+    /// [default: from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, or JOB_COMPLETION_INDEX
+    /// with --shard-count].
+    #[arg(long, value_name = "I/N", value_parser = Shard::parse)]
+    pub shard: Option<Shard>,
+    /// Number of shards when the index comes from Kubernetes' JOB_COMPLETION_INDEX.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub shard_count: Option<u32>,
 }
 
 /// Arguments of `neuro-batch synth`.

@@ -19,6 +19,8 @@ pub enum ExitCode {
     NoInputs = 18,
     /// The command line was malformed.
     Usage = 64,
+    /// A required outside program (sbatch) is missing or refused the work.
+    Unavailable = 69,
     /// BIDS_DIR is missing, unreadable or not a BIDS dataset.
     BadDataset = 66,
     /// Internal error that is not the user's input.

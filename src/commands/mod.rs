@@ -1,6 +1,7 @@
 //! The subcommands: each turns parsed arguments into work and an exit code.
 
 mod run;
+mod slurm;
 mod synth;
 
 use crate::cli::{Cli, Command};
@@ -25,6 +26,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
     };
     match cli.command {
         Command::Run(args) => run::run(args, globals),
+        Command::Slurm(args) => slurm::slurm(args, globals),
         Command::Synth(args) => {
             let telemetry = Telemetry::logs_only(globals.verbosity, globals.log_format);
             let result = synth::synth(args);

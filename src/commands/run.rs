@@ -9,6 +9,7 @@ use crate::engine::plan::{SubjectJob, plan};
 use crate::engine::process::{Context, process_subject};
 use crate::engine::report::{Counts, FileRecord, FileStatus, RunReport, SubjectRecord};
 use crate::engine::scheduler::{Scheduled, schedule};
+use crate::engine::shard::Shard;
 use crate::error::{ExitCode, Failure};
 use crate::stages::{Stage, StageSettings};
 use crate::telemetry::metrics::Metrics;
@@ -81,10 +82,29 @@ fn run_batch(
         sessions: args.session_label.clone(),
         suffixes: args.suffix.clone(),
     };
-    let discovery =
+    let mut discovery =
         bids::discover(&dataset, &filters).map_err(|e| Failure::new(ExitCode::BadDataset, e))?;
     for warning in &discovery.warnings {
         tracing::warn!("{warning}");
+    }
+    let shard = match args.shard {
+        Some(shard) => Some(shard),
+        None => Shard::from_env(args.shard_count.map(|n| n as usize), |k| {
+            std::env::var(k).ok()
+        })
+        .map_err(|e| Failure::new(ExitCode::Usage, anyhow!("{e}")))?,
+    };
+    if let Some(shard) = shard {
+        let before = discovery.subjects.len();
+        discovery.subjects = std::mem::take(&mut discovery.subjects)
+            .into_iter()
+            .enumerate()
+            .filter_map(|(position, subject)| shard.owns(position).then_some(subject))
+            .collect();
+        if discovery.subjects.is_empty() && before > 0 {
+            eprintln!("neuro-batch: shard {shard} of {before} subjects is empty: nothing to do");
+            return Ok(ExitCode::Success);
+        }
     }
     if discovery.input_count() == 0 {
         return Err(Failure::new(
@@ -176,6 +196,8 @@ fn run_batch(
         stages: config.stages.iter().map(|s| s.name()).collect(),
         settings: config.settings.clone(),
         interrupted,
+        shard: shard.map(|s| s.to_string()),
+        slurm_job_id: std::env::var("SLURM_ARRAY_JOB_ID").ok(),
         counts: Counts::of(&subjects),
         warnings: discovery.warnings.clone(),
         subjects,

@@ -6,6 +6,7 @@ pub mod process;
 pub mod report;
 pub mod resume;
 pub mod scheduler;
+pub mod shard;
 
 use crate::stages::{Stage, StageSettings};
 

@@ -128,6 +128,10 @@ pub struct RunReport {
     pub settings: crate::stages::StageSettings,
     /// Whether Ctrl-C interrupted the run.
     pub interrupted: bool,
+    /// The shard this run processed (`I/N`), if sharded.
+    pub shard: Option<String>,
+    /// `SLURM_ARRAY_JOB_ID` when run as a SLURM array task.
+    pub slurm_job_id: Option<String>,
     /// File outcome counts.
     pub counts: Counts,
     /// Warnings from discovery.
