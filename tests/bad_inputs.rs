@@ -174,14 +174,7 @@ fn each_bad_file_fails_alone_with_a_clear_error() {
             "{e}"
         );
     }
-    for f in files_under(&out) {
-        let name = f.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(
-            !name.starts_with(".neuro-batch-tmp"),
-            "temporary file left: {}",
-            f.display()
-        );
-    }
+    assert_no_temp_files(&out);
 }
 
 #[test]

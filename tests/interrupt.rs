@@ -80,16 +80,7 @@ fn sigint_stops_cleanly_with_a_report_and_exit_130() {
             other => panic!("unexpected status {other}"),
         }
     }
-    for f in files_under(&out) {
-        assert!(
-            !f.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(".neuro-batch-tmp"),
-            "{}",
-            f.display()
-        );
-    }
+    assert_no_temp_files(&out);
 
     // A rerun resumes: only what was cancelled is processed.
     let (code, _, stderr) = run(&bids, &out, &[]);

@@ -153,16 +153,7 @@ fn sample_dataset_end_to_end() {
     assert!(stderr.contains("3 ok, 0 failed, 0 skipped"), "{stderr}");
 
     // No temporary file is left anywhere.
-    for f in files_under(&out) {
-        assert!(
-            !f.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(".neuro-batch-tmp"),
-            "{}",
-            f.display()
-        );
-    }
+    assert_no_temp_files(&out);
 }
 
 #[test]

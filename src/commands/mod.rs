@@ -4,9 +4,12 @@ mod run;
 mod slurm;
 mod synth;
 
-use crate::cli::{Cli, Command};
+use crate::bids::{self, Dataset, Discovery, Filters};
+use crate::cli::{AnalysisLevel, Cli, Command, RunArgs};
 use crate::error::{ExitCode, Failure};
-use crate::telemetry::{LogFormat, Telemetry};
+use crate::telemetry::{LogFormat, Telemetry, TelemetryOptions};
+use anyhow::anyhow;
+use std::path::{Path, PathBuf};
 
 /// Options every command shares.
 #[derive(Debug, Clone, Copy)]
@@ -34,4 +37,59 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             result
         }
     }
+}
+
+/// A new run id: `<prefix>YYYYMMDDTHHMMSSZ-xxxx` (time, then 16 random bits).
+fn new_run_id(prefix: &str) -> String {
+    format!(
+        "{prefix}{}-{:04x}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+        rand::random::<u16>()
+    )
+}
+
+/// `path` made absolute against the working directory.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Telemetry for a command that takes `run`'s options; `default_trace_file` is where traces
+/// go when no OTLP endpoint is configured (`None`: log only).
+fn telemetry_for(
+    run: &RunArgs,
+    globals: Globals,
+    default_trace_file: Option<PathBuf>,
+) -> Telemetry {
+    Telemetry::init(TelemetryOptions {
+        verbosity: globals.verbosity,
+        log_format: globals.log_format,
+        otlp_endpoint: run.otlp_endpoint.clone(),
+        otlp_protocol: run.otlp_protocol,
+        trace_file: run.trace_file.as_deref().map(absolute),
+        default_trace_file,
+    })
+}
+
+/// Refuse the `group` level, open BIDS_DIR and discover the inputs `run`'s filters select,
+/// logging discovery's warnings.
+fn discover_inputs(run: &RunArgs) -> Result<(Dataset, Discovery), Failure> {
+    if run.analysis_level == AnalysisLevel::Group {
+        return Err(Failure::new(
+            ExitCode::LevelNotImplemented,
+            anyhow!("analysis level 'group' is not implemented; run 'participant'"),
+        ));
+    }
+    let dataset =
+        bids::open_dataset(&run.bids_dir).map_err(|e| Failure::new(ExitCode::BadDataset, e))?;
+    let filters = Filters {
+        participants: run.participant_label.clone(),
+        sessions: run.session_label.clone(),
+        suffixes: run.suffix.clone(),
+    };
+    let discovery =
+        bids::discover(&dataset, &filters).map_err(|e| Failure::new(ExitCode::BadDataset, e))?;
+    for warning in &discovery.warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok((dataset, discovery))
 }

@@ -1,8 +1,8 @@
 //! `neuro-batch run`: discover → plan → schedule → process → report.
 
-use super::Globals;
-use crate::bids::{self, Dataset, Discovery, Filters};
-use crate::cli::{AnalysisLevel, Format, RunArgs};
+use super::{Globals, absolute, discover_inputs, new_run_id, telemetry_for};
+use crate::bids::{Dataset, Discovery};
+use crate::cli::{Format, RunArgs};
 use crate::derivatives::{LOGS_DIR, prepare_output_root, write_json_atomic};
 use crate::engine::RunConfig;
 use crate::engine::plan::{SubjectJob, plan};
@@ -13,10 +13,10 @@ use crate::engine::shard::Shard;
 use crate::error::{ExitCode, Failure};
 use crate::stages::{Stage, StageSettings};
 use crate::telemetry::metrics::Metrics;
-use crate::telemetry::{self, Telemetry, TelemetryOptions};
+use crate::telemetry::{self, Telemetry};
 use anyhow::{Context as _, anyhow};
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -24,24 +24,12 @@ use std::time::Instant;
 static CANCEL: AtomicBool = AtomicBool::new(false);
 
 pub(super) fn run(args: RunArgs, globals: Globals) -> Result<ExitCode, Failure> {
-    let run_id = format!(
-        "{}-{:04x}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
-        rand::random::<u16>()
-    );
+    let run_id = new_run_id("");
     let out_root = absolute(&args.output_dir);
-    let telemetry = Telemetry::init(TelemetryOptions {
-        verbosity: globals.verbosity,
-        log_format: globals.log_format,
-        otlp_endpoint: args.otlp_endpoint.clone(),
-        otlp_protocol: args.otlp_protocol,
-        trace_file: args.trace_file.as_deref().map(absolute),
-        default_trace_file: Some(
-            out_root
-                .join(LOGS_DIR)
-                .join(format!("traces-{run_id}.jsonl")),
-        ),
-    });
+    let trace_file = out_root
+        .join(LOGS_DIR)
+        .join(format!("traces-{run_id}.jsonl"));
+    let telemetry = telemetry_for(&args, globals, Some(trace_file));
     let result = run_batch(&args, &run_id, &out_root, &telemetry);
     if let Some(warning) = telemetry.shutdown() {
         eprintln!("neuro-batch: warning: {warning}");
@@ -55,12 +43,6 @@ fn run_batch(
     out_root: &Path,
     telemetry: &Telemetry,
 ) -> Result<ExitCode, Failure> {
-    if args.analysis_level == AnalysisLevel::Group {
-        return Err(Failure::new(
-            ExitCode::LevelNotImplemented,
-            anyhow!("analysis level 'group' is not implemented; run 'participant'"),
-        ));
-    }
     let config = run_config(args)?;
     let batch_link = match (
         telemetry::batch_context(args.traceparent.as_deref()),
@@ -75,18 +57,7 @@ fn run_batch(
             None
         }
     };
-    let dataset =
-        bids::open_dataset(&args.bids_dir).map_err(|e| Failure::new(ExitCode::BadDataset, e))?;
-    let filters = Filters {
-        participants: args.participant_label.clone(),
-        sessions: args.session_label.clone(),
-        suffixes: args.suffix.clone(),
-    };
-    let mut discovery =
-        bids::discover(&dataset, &filters).map_err(|e| Failure::new(ExitCode::BadDataset, e))?;
-    for warning in &discovery.warnings {
-        tracing::warn!("{warning}");
-    }
+    let (dataset, mut discovery) = discover_inputs(args)?;
     let shard = match args.shard {
         Some(shard) => Some(shard),
         None => Shard::from_env(args.shard_count.map(|n| n as usize), |k| {
@@ -112,9 +83,9 @@ fn run_batch(
             anyhow!(
                 "no input in {} matches the filters (suffix {}, participants {:?}, sessions {:?})",
                 dataset.root.display(),
-                filters.suffixes.join(","),
-                filters.participants,
-                filters.sessions
+                args.suffix.join(","),
+                args.participant_label,
+                args.session_label
             ),
         ));
     }
@@ -168,7 +139,15 @@ fn run_batch(
         .zip(&jobs)
         .map(|(result, job)| match result {
             Scheduled::Done(record) => record,
-            Scheduled::NotStarted => not_started(job),
+            Scheduled::Panicked(message) => unfinished(
+                job,
+                FileStatus::Failed,
+                Some(format!(
+                    "internal error while processing sub-{}: {message}",
+                    job.label
+                )),
+            ),
+            Scheduled::NotStarted => unfinished(job, FileStatus::Cancelled, None),
         })
         .collect();
     let interrupted = CANCEL.load(Ordering::SeqCst);
@@ -266,7 +245,8 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, Failure> {
     })
 }
 
-fn not_started(job: &SubjectJob) -> SubjectRecord {
+/// The record of a subject that did not finish: every file gets `status` and `error`.
+fn unfinished(job: &SubjectJob, status: FileStatus, error: Option<String>) -> SubjectRecord {
     SubjectRecord {
         subject: job.label.clone(),
         sessions: job.sessions.clone(),
@@ -278,11 +258,11 @@ fn not_started(job: &SubjectJob) -> SubjectRecord {
                 input: f.input.relative.clone(),
                 subject: f.input.subject.clone(),
                 session: f.input.session.clone(),
-                status: FileStatus::Cancelled,
+                status,
                 duration_ms: 0.0,
                 steps: Vec::new(),
                 outputs: Vec::new(),
-                error: None,
+                error: error.clone(),
             })
             .collect(),
     }
@@ -363,8 +343,4 @@ fn print_plan(
             }
         }
     }
-}
-
-fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }

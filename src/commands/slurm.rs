@@ -1,55 +1,37 @@
 //! `neuro-batch slurm`: write or submit an sbatch array whose tasks run one shard each, tied
 //! together by one trace context, and (with --wait) merge their reports.
 
-use super::Globals;
-use crate::bids::{self, Filters};
-use crate::cli::{AnalysisLevel, RunArgs, SlurmArgs};
+use super::{Globals, absolute, discover_inputs, new_run_id, telemetry_for};
+use crate::cli::{RunArgs, SlurmArgs};
 use crate::derivatives::{LOGS_DIR, prepare_output_root, write_atomic, write_json_atomic};
 use crate::error::{ExitCode, Failure};
 use crate::slurm::merge::merge;
 use crate::slurm::script::{ArrayJob, render};
-use crate::telemetry::{Telemetry, TelemetryOptions, names};
+use crate::telemetry::names;
 use anyhow::{Context as _, anyhow};
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::Status;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub(super) fn slurm(args: SlurmArgs, globals: Globals) -> Result<ExitCode, Failure> {
-    let run = &args.run;
-    if run.analysis_level == AnalysisLevel::Group {
-        return Err(Failure::new(
-            ExitCode::LevelNotImplemented,
-            anyhow!("analysis level 'group' is not implemented; run 'participant'"),
-        ));
-    }
-    if run.shard.is_some() || run.shard_count.is_some() {
+    if args.run.shard.is_some() || args.run.shard_count.is_some() {
         return Err(Failure::new(
             ExitCode::Usage,
             anyhow!("--shard is set per task by the array; use --tasks"),
         ));
     }
-    let batch_id = format!(
-        "slurm-{}-{:04x}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
-        rand::random::<u16>()
-    );
-    let out_root = absolute(&run.output_dir);
+    let batch_id = new_run_id("slurm-");
+    let out_root = absolute(&args.run.output_dir);
     // Only a submitted job traces (its `batch` span); printing a script logs only.
-    let telemetry = Telemetry::init(TelemetryOptions {
-        verbosity: globals.verbosity,
-        log_format: globals.log_format,
-        otlp_endpoint: run.otlp_endpoint.clone(),
-        otlp_protocol: run.otlp_protocol,
-        trace_file: run.trace_file.as_deref().map(absolute),
-        default_trace_file: args.submit.then(|| {
-            out_root
-                .join(LOGS_DIR)
-                .join(format!("traces-{batch_id}.jsonl"))
-        }),
+    let trace_file = args.submit.then(|| {
+        out_root
+            .join(LOGS_DIR)
+            .join(format!("traces-{batch_id}.jsonl"))
     });
+    let telemetry = telemetry_for(&args.run, globals, trace_file);
     let result = slurm_job(&args, &batch_id, &out_root);
     if let Some(warning) = telemetry.shutdown() {
         eprintln!("neuro-batch: warning: {warning}");
@@ -59,15 +41,7 @@ pub(super) fn slurm(args: SlurmArgs, globals: Globals) -> Result<ExitCode, Failu
 
 fn slurm_job(args: &SlurmArgs, batch_id: &str, out_root: &Path) -> Result<ExitCode, Failure> {
     let run = &args.run;
-    let dataset =
-        bids::open_dataset(&run.bids_dir).map_err(|e| Failure::new(ExitCode::BadDataset, e))?;
-    let filters = Filters {
-        participants: run.participant_label.clone(),
-        sessions: run.session_label.clone(),
-        suffixes: run.suffix.clone(),
-    };
-    let discovery =
-        bids::discover(&dataset, &filters).map_err(|e| Failure::new(ExitCode::BadDataset, e))?;
+    let (dataset, discovery) = discover_inputs(run)?;
     let subjects = discovery.subjects.len();
     if subjects == 0 {
         return Err(Failure::new(
@@ -231,8 +205,4 @@ fn task_command(exe: &Path, bids: &Path, out: &Path, run: &RunArgs) -> Vec<Strin
         c.extend(["--otlp-protocol".into(), p.as_str().into()]);
     }
     c
-}
-
-fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }

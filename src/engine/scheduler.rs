@@ -3,9 +3,12 @@
 //! The calling thread is the dispatcher: it admits subjects in order while fewer than
 //! `max_parallel` run and their estimated bytes fit the budget (a subject larger than the
 //! whole budget runs alone), and collects results over a channel as they finish. After
-//! cancellation it admits nothing more and waits for the subjects in flight.
+//! cancellation it admits nothing more and waits for the subjects in flight. A panic in one
+//! item is caught and reported as that item's outcome, so it can neither hang the dispatcher
+//! nor end the batch.
 
 use crossbeam_channel::unbounded;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Outcome of scheduling one item.
@@ -13,6 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub enum Scheduled<R> {
     /// It ran and produced this.
     Done(R),
+    /// It panicked, with this message.
+    Panicked(String),
     /// Cancellation came before it was admitted.
     NotStarted,
 }
@@ -34,7 +39,7 @@ where
 {
     let count = items.len();
     let mut results: Vec<Scheduled<R>> = (0..count).map(|_| Scheduled::NotStarted).collect();
-    let (tx, rx) = unbounded::<(usize, u64, R)>();
+    let (tx, rx) = unbounded::<(usize, u64, Scheduled<R>)>();
     let work = &work;
     pool.in_place_scope(|scope| {
         let mut pending = items.iter().enumerate().peekable();
@@ -53,20 +58,31 @@ where
                 in_flight += 1;
                 let tx = tx.clone();
                 scope.spawn(move |_| {
-                    let result = work(item);
-                    let _ = tx.send((index, need, result));
+                    let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| work(item))) {
+                        Ok(result) => Scheduled::Done(result),
+                        Err(payload) => Scheduled::Panicked(panic_message(payload.as_ref())),
+                    };
+                    let _ = tx.send((index, need, outcome));
                 });
             }
             if in_flight == 0 {
                 break;
             }
-            let (index, need, result) = rx.recv().expect("a worker holds a sender");
+            let (index, need, outcome) = rx.recv().expect("the dispatcher holds a sender");
             used -= need;
             in_flight -= 1;
-            results[index] = Scheduled::Done(result);
+            results[index] = outcome;
         }
     });
     results
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic with a non-string payload".into())
 }
 
 #[cfg(test)]
@@ -107,7 +123,7 @@ mod tests {
             .into_iter()
             .map(|r| match r {
                 Scheduled::Done(v) => v,
-                Scheduled::NotStarted => panic!("not started"),
+                other => panic!("{other:?}"),
             })
             .collect();
         assert_eq!(doubled, costs.iter().map(|c| c * 2).collect::<Vec<_>>());
@@ -129,6 +145,20 @@ mod tests {
             |&c| c,
         );
         assert!(matches!(out[0], Scheduled::Done(500)));
+        let out = schedule(
+            &pool,
+            &[1u64, 2, 3],
+            |c| *c,
+            100,
+            2,
+            &AtomicBool::new(false),
+            |&c| {
+                assert!(c != 2, "item two breaks");
+                c
+            },
+        );
+        assert!(matches!(out[0], Scheduled::Done(1)) && matches!(out[2], Scheduled::Done(3)));
+        assert!(matches!(&out[1], Scheduled::Panicked(m) if m.contains("item two breaks")));
         let cancel = AtomicBool::new(true);
         let out = schedule(&pool, &[1u64, 2], |c| *c, 100, 2, &cancel, |&c| c);
         assert!(out.iter().all(|r| matches!(r, Scheduled::NotStarted)));

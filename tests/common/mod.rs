@@ -94,6 +94,18 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Fail if any temporary file of an atomic write is left under `dir`.
+pub fn assert_no_temp_files(dir: &Path) {
+    for f in files_under(dir) {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            !name.starts_with(".neuro-batch-tmp"),
+            "temporary file left: {}",
+            f.display()
+        );
+    }
+}
+
 /// Copy a directory tree.
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
