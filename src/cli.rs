@@ -128,6 +128,9 @@ pub struct RunArgs {
     /// Redo inputs whose outputs already exist and match.
     #[arg(long)]
     pub overwrite: bool,
+    /// Also write intermediate results: the estimated bias field (desc-biasfield).
+    #[arg(long)]
+    pub save_intermediates: bool,
     /// Print what would be processed and touch nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -183,7 +186,8 @@ pub struct SynthArgs {
     /// Per-subject size variation: extents scale by a factor in [1-J, 1+J].
     #[arg(long, default_value_t = 0.0)]
     pub size_jitter: f32,
-    /// Peak-to-peak strength of the multiplicative bias field (0.4 = ±20 %).
+    /// Strength of the multiplicative bias field: its peak-to-peak range inside the brain
+    /// (0.4 = 40 % INU, the field spans 0.8-1.2).
     #[arg(long, default_value_t = 0.3)]
     pub bias: f32,
     /// Rician noise level as a fraction of white-matter intensity.

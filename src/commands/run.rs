@@ -240,6 +240,7 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, Failure> {
         settings: StageSettings::default(),
         compression_level: args.compression_level,
         overwrite: args.overwrite,
+        save_intermediates: args.save_intermediates,
         threads,
         memory_budget_bytes,
     })

@@ -194,6 +194,9 @@ fn task_command(exe: &Path, bids: &Path, out: &Path, run: &RunArgs) -> Vec<Strin
     if run.overwrite {
         c.push("--overwrite".into());
     }
+    if run.save_intermediates {
+        c.push("--save-intermediates".into());
+    }
     c.extend([
         "--compression-level".into(),
         run.compression_level.to_string(),

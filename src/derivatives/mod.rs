@@ -24,13 +24,15 @@ pub struct OutputPaths {
     pub preproc_sidecar: PathBuf,
     /// `..._desc-brain_mask.nii.gz` and sidecar, when skull stripping runs.
     pub mask: Option<(PathBuf, PathBuf)>,
+    /// `..._desc-biasfield_<suffix>.nii.gz` and sidecar, with `--save-intermediates`.
+    pub bias_field: Option<(PathBuf, PathBuf)>,
 }
 
 impl OutputPaths {
     /// Every image and sidecar path, images first.
     pub fn all(&self) -> Vec<&Path> {
         let mut paths = vec![self.preproc.as_path()];
-        if let Some((image, sidecar)) = &self.mask {
+        for (image, sidecar) in self.mask.iter().chain(&self.bias_field) {
             paths.push(image);
             paths.push(sidecar);
         }
@@ -39,11 +41,19 @@ impl OutputPaths {
     }
 }
 
-/// The output paths for `input` under `out_root`.
-pub fn output_paths(out_root: &Path, input: &Input, with_mask: bool) -> OutputPaths {
+/// The output paths for `input` under `out_root`: the preproc image always, the brain mask
+/// `with_mask`, the estimated bias field `with_bias_field`.
+pub fn output_paths(
+    out_root: &Path,
+    input: &Input,
+    with_mask: bool,
+    with_bias_field: bool,
+) -> OutputPaths {
     let dir = out_root.join(input.relative.parent().unwrap_or(Path::new("")));
     let preproc = input.name.with_entity("desc", "preproc");
     let brain = input.name.with_entity("desc", "brain");
+    let field = input.name.with_entity("desc", "biasfield");
+    let suffix = &input.name.suffix;
     OutputPaths {
         preproc: dir.join(
             preproc
@@ -55,6 +65,12 @@ pub fn output_paths(out_root: &Path, input: &Input, with_mask: bool) -> OutputPa
             (
                 dir.join(brain.with_suffix("mask", ".nii.gz").to_string()),
                 dir.join(brain.with_suffix("mask", ".json").to_string()),
+            )
+        }),
+        bias_field: with_bias_field.then(|| {
+            (
+                dir.join(field.with_suffix(suffix, ".nii.gz").to_string()),
+                dir.join(field.with_suffix(suffix, ".json").to_string()),
             )
         }),
         dir,
@@ -155,7 +171,7 @@ mod tests {
             session: Some("a".into()),
             name: BidsName::parse("sub-01_ses-a_run-1_T1w.nii").unwrap(),
         };
-        let p = output_paths(Path::new("/out"), &input, true);
+        let p = output_paths(Path::new("/out"), &input, true, true);
         assert_eq!(
             p.preproc,
             Path::new("/out/sub-01/ses-a/anat/sub-01_ses-a_run-1_desc-preproc_T1w.nii.gz")

@@ -21,6 +21,8 @@ pub struct RunConfig {
     pub compression_level: u32,
     /// Redo inputs whose outputs are already complete.
     pub overwrite: bool,
+    /// Also write the estimated bias field (`desc-biasfield`).
+    pub save_intermediates: bool,
     /// Worker threads.
     pub threads: usize,
     /// Bytes of volumes allowed in flight at once.

@@ -50,6 +50,7 @@ impl SubjectJob {
 pub fn plan(discovery: &Discovery, out_root: &Path, config: &RunConfig) -> Vec<SubjectJob> {
     let digest = settings_digest(&config.stages, &config.settings);
     let with_mask = config.runs(Stage::SkullStrip);
+    let with_field = config.save_intermediates && config.runs(Stage::BiasCorrection);
     discovery
         .subjects
         .par_iter()
@@ -59,14 +60,20 @@ pub fn plan(discovery: &Discovery, out_root: &Path, config: &RunConfig) -> Vec<S
             files: subject
                 .inputs
                 .iter()
-                .map(|input| plan_file(input, out_root, with_mask, &digest))
+                .map(|input| plan_file(input, out_root, with_mask, with_field, &digest))
                 .collect(),
         })
         .collect()
 }
 
-fn plan_file(input: &Input, out_root: &Path, with_mask: bool, digest: &str) -> FileJob {
-    let outputs = output_paths(out_root, input, with_mask);
+fn plan_file(
+    input: &Input,
+    out_root: &Path,
+    with_mask: bool,
+    with_field: bool,
+    digest: &str,
+) -> FileJob {
+    let outputs = output_paths(out_root, input, with_mask, with_field);
     let provenance = fingerprint(&input.path).ok().map(|fp| Provenance {
         input_fingerprint: fp,
         settings_digest: digest.to_string(),

@@ -221,7 +221,7 @@ fn run_file(
 
     let image_span = tracing::info_span!(names::PROCESS_IMAGE);
     attrs.apply(&image_span);
-    let processed = image_span.in_scope(|| -> Result<(Vec<f32>, Option<Vec<u8>>), FileError> {
+    let processed = image_span.in_scope(|| -> Result<Processed, FileError> {
         let brain = if config.runs(Stage::SkullStrip) {
             Some(step(steps, Stage::SkullStrip.name(), ctx, attrs, |_| {
                 let out = skull_strip::run(&image, &grid, &config.settings.skull_strip)
@@ -237,16 +237,20 @@ fn run_file(
                 .map_err(stage_err)?,
         };
         let mut current = image;
+        let mut field = None;
         if config.runs(Stage::BiasCorrection) {
-            current = step(steps, Stage::BiasCorrection.name(), ctx, attrs, |_| {
-                let out = bias_field::run(
-                    &current,
-                    &working_mask,
-                    &grid,
-                    &config.settings.bias_correction,
-                );
-                Ok((out.corrected, out.facts))
-            })?;
+            let (corrected, estimated) =
+                step(steps, Stage::BiasCorrection.name(), ctx, attrs, |_| {
+                    let out = bias_field::run(
+                        &current,
+                        &working_mask,
+                        &grid,
+                        &config.settings.bias_correction,
+                    );
+                    Ok(((out.corrected, out.field), out.facts))
+                })?;
+            current = corrected;
+            field = Some(estimated);
         }
         if config.runs(Stage::Normalization) {
             current = step(steps, Stage::Normalization.name(), ctx, attrs, |_| {
@@ -261,9 +265,13 @@ fn run_file(
                 }
             });
         }
-        Ok((current, brain))
+        Ok(Processed {
+            preproc: current,
+            brain,
+            field,
+        })
     });
-    let (preproc, brain) = match processed {
+    let processed = match processed {
         Ok(p) => {
             image_span.set_status(Status::Ok);
             p
@@ -276,7 +284,7 @@ fn run_file(
 
     let facts = steps_facts(steps);
     step(steps, names::WRITE_OUTPUT, ctx, attrs, |span| {
-        let bytes = write_outputs(job, config, &volume, &grid, preproc, brain, facts)?;
+        let bytes = write_outputs(job, config, &volume, &grid, processed, facts)?;
         span.set_attribute(names::IO_BYTES_WRITTEN, bytes as i64);
         Ok((
             job.outputs.all().iter().map(|p| p.to_path_buf()).collect(),
@@ -378,16 +386,30 @@ fn steps_facts(steps: &[StepRecord]) -> serde_json::Value {
         .into()
 }
 
+/// What the stages produced for one volume (flat, x-fastest).
+struct Processed {
+    /// The preprocessed image.
+    preproc: Vec<f32>,
+    /// The brain mask, when skull stripping ran.
+    brain: Option<Vec<u8>>,
+    /// The estimated multiplicative bias field, when bias correction ran.
+    field: Option<Vec<f32>>,
+}
+
 /// Write images, then sidecars; the preproc sidecar goes last because it marks completion.
 fn write_outputs(
     job: &FileJob,
     config: &RunConfig,
     volume: &Volume,
     grid: &Grid,
-    preproc: Vec<f32>,
-    brain: Option<Vec<u8>>,
+    processed: Processed,
     facts: serde_json::Value,
 ) -> Result<u64, FileError> {
+    let Processed {
+        preproc,
+        brain,
+        field,
+    } = processed;
     let paths = &job.outputs;
     let io = |path: &PathBuf| {
         let path = path.clone();
@@ -407,6 +429,16 @@ fn write_outputs(
             "SpatialReference": source,
         });
         write_json_atomic(mask_sidecar, &sidecar).map_err(io(mask_sidecar))?;
+    }
+    if let (Some(field), Some((field_path, field_sidecar))) = (field, &paths.bias_field) {
+        bytes += volume::write_image(field_path, &header, &to_array(grid, field), level)?;
+        let sidecar = json!({
+            "Description": "Multiplicative bias field estimated by neuro-batch bias_correction; the input divided by this field is the bias-corrected image",
+            "SkullStripped": false,
+            "Sources": [source],
+            "SpatialReference": source,
+        });
+        write_json_atomic(field_sidecar, &sidecar).map_err(io(field_sidecar))?;
     }
     let stage_names: Vec<&str> = config.stages.iter().map(|s| s.name()).collect();
     let sidecar = json!({

@@ -28,7 +28,7 @@ pub struct SynthSpec {
     pub voxel_mm: [f32; 3],
     /// Each subject's extents are scaled by a factor drawn from `[1 - j, 1 + j]`.
     pub size_jitter: f32,
-    /// Peak-to-peak bias-field strength (0.4 = ±20 %).
+    /// Bias-field strength: peak-to-peak range inside the brain (0.4 = 40 % INU).
     pub bias: f32,
     /// Rician noise, as a fraction of white-matter intensity.
     pub noise: f32,

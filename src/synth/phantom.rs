@@ -115,15 +115,32 @@ pub fn render(p: &PhantomParams) -> Phantom {
                     };
                     t_slab[i] = value;
                     b_slab[i] = u8::from(in_brain);
-                    // A smooth field: a linear gradient along a random direction plus a bump.
+                    // A smooth shape: a linear gradient along a random direction plus a
+                    // central bump; scaled to the requested strength below.
                     let g = bias_dir[0] * u[0] + bias_dir[1] * u[1] + bias_dir[2] * u[2];
-                    let bump = (-(rho * rho) / 0.5).exp() - 0.5;
-                    let f = 1.0 + 0.5 * p.bias * (0.6 * g / 1.8 + 0.4 * bump).clamp(-1.0, 1.0);
-                    // Rounded to 1e-4 so the stored truth compresses; far below any tolerance.
-                    f_slab[i] = (f * 1e4).round() / 1e4;
+                    f_slab[i] = 0.6 * g + 0.4 * (-(rho * rho) / 0.5).exp();
                 }
             }
         });
+
+    // Peak to peak inside the brain equals `bias` (0.4: the field spans 0.8-1.2 there).
+    let (lo, hi) = field
+        .iter()
+        .zip(&brain)
+        .filter(|(_, b)| **b != 0)
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), (&g, _)| {
+            (lo.min(g), hi.max(g))
+        });
+    let (mid, span) = if hi > lo {
+        ((lo + hi) / 2.0, hi - lo)
+    } else {
+        (0.0, 1.0)
+    };
+    field.par_iter_mut().for_each(|f| {
+        let scaled = (1.0 + p.bias * (*f - mid) / span).max(0.2);
+        // Rounded to 1e-4 so the stored truth compresses; far below any tolerance.
+        *f = (scaled * 1e4).round() / 1e4;
+    });
 
     // Partial volume: blur the tissue image by about half a millimetre.
     let blurred = gaussian(&tissue, &grid, 0.6);
