@@ -182,7 +182,15 @@ fn synth_dataset_with_sessions_and_plain_nii() {
     let (code, stdout, stderr) = run(
         &bids,
         &out,
-        &["--format", "json", "--threads", "2", "--mem-gb", "0.001"],
+        &[
+            "--format",
+            "json",
+            "--threads",
+            "2",
+            "--mem-gb",
+            "0.001",
+            "--save-intermediates",
+        ],
     );
     assert_eq!(code, 0, "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
@@ -199,6 +207,12 @@ fn synth_dataset_with_sessions_and_plain_nii() {
                 &bids.join(format!("derivatives/truth/{stem}_desc-brain_mask.nii.gz")),
             );
             assert!(d >= 0.95, "{stem}: Dice {d:.4}");
+            let (field, _) =
+                read_volume(&out.join(format!("{stem}_desc-biasfield_T1w.nii.gz"))).unwrap();
+            assert!(
+                field.data.iter().all(|&f| f > 0.2 && f < 5.0),
+                "{stem}: field is a positive gain"
+            );
         }
     }
     if let Some(validator) = bids_validator() {
