@@ -1,19 +1,29 @@
-//! Bias-field correction by a homomorphic low-pass of log intensities inside the mask, at
-//! reduced resolution: the smooth multiplicative field is what survives a wide Gaussian of
-//! `log(I)`, computed by normalized convolution so the mask edge does not pull it down.
+//! Bias-field correction in the manner of N4 (Tustison et al. 2010): on a grid shrunk to
+//! about 4 mm, the log intensities inside the mask are repeatedly sharpened (histogram
+//! deconvolution, [`super::sharpen`]), the residual between image and sharpened image is fit
+//! with a smooth field (a 3-D polynomial, [`super::polyfit`]), until the field stops
+//! changing; the field is then evaluated at full resolution and divided out.
 
 use super::grid::Grid;
-use super::{Fact, Facts, filter};
+use super::polyfit::Polynomial;
+use super::sharpen::{Sharpening, sharpen};
+use super::{Fact, Facts};
 use rayon::prelude::*;
 use serde::Serialize;
 
 /// Bias-correction parameters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Params {
-    /// Target voxel size of the shrunk grid the field is estimated on, mm.
+    /// Sample spacing of the shrunk grid the field is estimated on, mm.
     pub shrink_to_mm: f32,
-    /// Standard deviation of the low-pass in mm (larger: smoother field).
-    pub smoothing_mm: f32,
+    /// Total degree of the polynomial field (3: 20 terms).
+    pub degree: u32,
+    /// Iteration limit.
+    pub max_iterations: usize,
+    /// Converged when the standard deviation of the log-field update falls below this.
+    pub convergence: f64,
+    /// Histogram sharpening.
+    pub sharpening: Sharpening,
     /// The field is clamped to `[1/max_gain, max_gain]`.
     pub max_gain: f32,
 }
@@ -22,7 +32,10 @@ impl Default for Params {
     fn default() -> Self {
         Self {
             shrink_to_mm: 4.0,
-            smoothing_mm: 30.0,
+            degree: 3,
+            max_iterations: 50,
+            convergence: 1e-3,
+            sharpening: Sharpening::default(),
             max_gain: 4.0,
         }
     }
@@ -33,68 +46,94 @@ impl Default for Params {
 pub struct Output {
     /// `image / field`, x-fastest.
     pub corrected: Vec<f32>,
-    /// The multiplicative field (mean 1 inside the mask in the log domain).
+    /// The multiplicative field (geometric mean 1 over the mask samples).
     pub field: Vec<f32>,
-    /// Facts: `field_min`, `field_max` (inside the mask), `shrink_factor`.
+    /// Facts: `field_min`, `field_max` (inside the mask), `iterations`, `converged` (0/1),
+    /// `samples` (mask voxels on the shrunk grid).
     pub facts: Facts,
 }
 
 /// Estimate and remove a smooth multiplicative field from `image` using voxels in `mask`.
+/// With too few usable samples to fit the field, the image is returned unchanged (field 1).
 pub fn run(image: &[f32], mask: &[u8], grid: &Grid, params: &Params) -> Output {
-    let factors: [usize; 3] = std::array::from_fn(|a| {
+    let step: [usize; 3] = std::array::from_fn(|a| {
         ((params.shrink_to_mm / grid.spacing[a]).round() as usize).clamp(1, grid.dims[a].max(1))
     });
-    let coarse = Grid::new(
-        std::array::from_fn(|a| grid.dims[a].div_ceil(factors[a])),
-        std::array::from_fn(|a| grid.spacing[a] * factors[a] as f32),
-    );
-
-    // Block sums of log-intensity and weight on the coarse grid.
-    let mut sum_log = vec![0f32; coarse.len()];
-    let mut weight = vec![0f32; coarse.len()];
+    let spacing: [f64; 3] = std::array::from_fn(|a| grid.spacing[a] as f64);
     let [nx, ny, nz] = grid.dims;
-    for z in 0..nz {
-        for y in 0..ny {
-            for x in 0..nx {
+
+    // Samples: every step-th voxel inside the mask with positive intensity.
+    let (mut points, mut log_values) = (Vec::new(), Vec::new());
+    for z in (0..nz).step_by(step[2]) {
+        for y in (0..ny).step_by(step[1]) {
+            for x in (0..nx).step_by(step[0]) {
                 let i = grid.index(x, y, z);
                 if mask[i] != 0 && image[i] > 0.0 {
-                    let c = coarse.index(x / factors[0], y / factors[1], z / factors[2]);
-                    sum_log[c] += image[i].ln();
-                    weight[c] += 1.0;
+                    points.push([
+                        x as f64 * spacing[0],
+                        y as f64 * spacing[1],
+                        z as f64 * spacing[2],
+                    ]);
+                    log_values.push((image[i] as f64).ln());
                 }
             }
         }
     }
-    let smooth_log = filter::gaussian(&sum_log, &coarse, params.smoothing_mm);
-    let smooth_w = filter::gaussian(&weight, &coarse, params.smoothing_mm);
-    let max_log = params.max_gain.ln();
-    let mut log_field: Vec<f32> = smooth_log
-        .iter()
-        .zip(&smooth_w)
-        .map(|(&s, &w)| if w > 1e-3 { s / w } else { f32::NAN })
-        .collect();
-    // Zero mean inside the mask, so the field changes shading, not overall brightness.
-    let (total, count) = log_field
-        .iter()
-        .zip(&weight)
-        .filter(|(l, w)| **w > 0.0 && l.is_finite())
-        .fold((0f64, 0f64), |(s, n), (&l, &w)| {
-            (s + (l * w) as f64, n + w as f64)
-        });
-    let mean = if count > 0.0 {
-        (total / count) as f32
-    } else {
-        0.0
-    };
-    for l in &mut log_field {
-        *l = if l.is_finite() {
-            (*l - mean).clamp(-max_log, max_log)
-        } else {
-            0.0
-        };
+
+    let mut log_field = vec![0f64; points.len()];
+    let mut fitted: Option<(Polynomial, f64)> = None;
+    let (mut iterations, mut converged) = (0usize, false);
+    if points.len() >= 10 * Polynomial::terms(params.degree) {
+        for _ in 0..params.max_iterations {
+            iterations += 1;
+            let unbiased: Vec<f64> = log_values
+                .iter()
+                .zip(&log_field)
+                .map(|(v, f)| v - f)
+                .collect();
+            let sharpened = sharpen(&unbiased, &params.sharpening);
+            let residual: Vec<f64> = log_values
+                .iter()
+                .zip(&sharpened)
+                .map(|(v, s)| v - s)
+                .collect();
+            let Some(poly) = Polynomial::fit(&points, &residual, params.degree) else {
+                break;
+            };
+            let mut update: Vec<f64> = points.iter().map(|p| poly.eval(p)).collect();
+            let mean = update.iter().sum::<f64>() / update.len() as f64;
+            update.iter_mut().for_each(|u| *u -= mean);
+            let change = std_dev(update.iter().zip(&log_field).map(|(u, f)| u - f));
+            log_field = update;
+            fitted = Some((poly, mean));
+            if change < params.convergence {
+                converged = true;
+                break;
+            }
+        }
     }
 
-    let field = upsample(&log_field, &coarse, grid, factors);
+    let max_log = (params.max_gain as f64).ln();
+    let field: Vec<f32> = match &fitted {
+        Some((poly, mean)) => {
+            let powers = poly.grid_powers(grid.dims, spacing);
+            let mut field = vec![1f32; grid.len()];
+            field
+                .par_chunks_mut(nx * ny)
+                .enumerate()
+                .for_each(|(z, slab)| {
+                    for y in 0..ny {
+                        for x in 0..nx {
+                            let f = (poly.eval_on_grid(&powers, x, y, z) - mean)
+                                .clamp(-max_log, max_log);
+                            slab[x + nx * y] = f.exp() as f32;
+                        }
+                    }
+                });
+            field
+        }
+        None => vec![1f32; grid.len()],
+    };
     let corrected: Vec<f32> = image.par_iter().zip(&field).map(|(&v, &f)| v / f).collect();
     let (lo, hi) = field
         .iter()
@@ -110,49 +149,15 @@ pub fn run(image: &[f32], mask: &[u8], grid: &Grid, params: &Params) -> Output {
         facts: vec![
             ("field_min", Fact::Float(lo as f64)),
             ("field_max", Fact::Float(hi as f64)),
-            (
-                "shrink_factor",
-                Fact::Int(factors.iter().copied().max().unwrap_or(1) as i64),
-            ),
+            ("iterations", Fact::Int(iterations as i64)),
+            ("converged", Fact::Int(i64::from(converged))),
+            ("samples", Fact::Int(points.len() as i64)),
         ],
     }
 }
 
-/// Trilinear interpolation of a coarse log-field back to the full grid, exponentiated.
-fn upsample(log_field: &[f32], coarse: &Grid, fine: &Grid, factors: [usize; 3]) -> Vec<f32> {
-    // Fine voxel i sits at coarse coordinate (i - (f - 1) / 2) / f.
-    let axis_weights = |a: usize| -> Vec<(usize, usize, f32)> {
-        let f = factors[a] as f32;
-        let n = coarse.dims[a];
-        (0..fine.dims[a])
-            .map(|i| {
-                let u = ((i as f32 - (f - 1.0) / 2.0) / f).clamp(0.0, (n - 1) as f32);
-                let i0 = u.floor() as usize;
-                let i1 = (i0 + 1).min(n - 1);
-                (i0, i1, u - i0 as f32)
-            })
-            .collect()
-    };
-    let (wx, wy, wz) = (axis_weights(0), axis_weights(1), axis_weights(2));
-    let [nx, ny, _] = fine.dims;
-    let mut out = vec![0f32; fine.len()];
-    out.par_chunks_mut(nx * ny)
-        .enumerate()
-        .for_each(|(z, slab)| {
-            let (z0, z1, tz) = wz[z];
-            for (y, row) in slab.chunks_mut(nx).enumerate() {
-                let (y0, y1, ty) = wy[y];
-                for (x, o) in row.iter_mut().enumerate() {
-                    let (x0, x1, tx) = wx[x];
-                    let at = |x, y, z| log_field[coarse.index(x, y, z)];
-                    let lerp = |a: f32, b: f32, t: f32| a + (b - a) * t;
-                    let c00 = lerp(at(x0, y0, z0), at(x1, y0, z0), tx);
-                    let c10 = lerp(at(x0, y1, z0), at(x1, y1, z0), tx);
-                    let c01 = lerp(at(x0, y0, z1), at(x1, y0, z1), tx);
-                    let c11 = lerp(at(x0, y1, z1), at(x1, y1, z1), tx);
-                    *o = lerp(lerp(c00, c10, ty), lerp(c01, c11, ty), tz).exp();
-                }
-            }
-        });
-    out
+fn std_dev(values: impl Iterator<Item = f64> + Clone) -> f64 {
+    let n = values.clone().count().max(1) as f64;
+    let mean = values.clone().sum::<f64>() / n;
+    (values.map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt()
 }

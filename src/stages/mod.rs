@@ -8,6 +8,8 @@ pub mod filter;
 pub mod grid;
 pub mod morphology;
 pub mod normalize;
+pub mod polyfit;
+pub mod sharpen;
 pub mod skull_strip;
 pub mod threshold;
 

@@ -1,0 +1,90 @@
+//! Stage quality on phantoms with ground truth: brain-mask Dice and bias-field error.
+//! Quality is deterministic (fixed seeds), so thresholds are asserted.
+
+mod common;
+
+use common::*;
+use neuro_batch::volume::read_volume;
+use std::path::Path;
+
+/// RMS of (estimated / true field − 1) inside the true brain, up to a global scale.
+fn field_rms_error(estimated: &Path, truth: &Path, brain: &Path) -> f64 {
+    let (e, _) = read_volume(estimated).unwrap();
+    let (t, _) = read_volume(truth).unwrap();
+    let (m, _) = read_volume(brain).unwrap();
+    let ratios: Vec<f64> = e
+        .data
+        .iter()
+        .zip(t.data.iter())
+        .zip(m.data.iter())
+        .filter(|(_, m)| **m > 0.0)
+        .map(|((e, t), _)| *e as f64 / *t as f64)
+        .collect();
+    let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
+    (ratios.iter().map(|r| (r / mean - 1.0).powi(2)).sum::<f64>() / ratios.len() as f64).sqrt()
+}
+
+fn check(bias: &str, voxel: &str, shape: &str, seed: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let bids = tmp.path().join("bids");
+    let out = tmp.path().join("out");
+    synth(
+        &bids,
+        &[
+            "--subjects",
+            "2",
+            "--shape",
+            shape,
+            "--voxel-size",
+            voxel,
+            "--bias",
+            bias,
+            "--seed",
+            seed,
+        ],
+    );
+    let (code, _, stderr) = run(&bids, &out, &["--save-intermediates"]);
+    assert_eq!(code, 0, "{stderr}");
+    for sub in ["01", "02"] {
+        let truth = bids.join(format!("derivatives/truth/sub-{sub}/anat"));
+        let anat = out.join(format!("sub-{sub}/anat"));
+        let brain = truth.join(format!("sub-{sub}_desc-brain_mask.nii.gz"));
+        let rms = field_rms_error(
+            &anat.join(format!("sub-{sub}_desc-biasfield_T1w.nii.gz")),
+            &truth.join(format!("sub-{sub}_desc-biasfield_T1w.nii.gz")),
+            &brain,
+        );
+        let d = dice(
+            &anat.join(format!("sub-{sub}_desc-brain_mask.nii.gz")),
+            &brain,
+        );
+        eprintln!(
+            "bias {bias}, voxels {voxel}: sub-{sub} field RMS error {:.2} %, Dice {d:.4}",
+            rms * 100.0
+        );
+        assert!(
+            rms <= 0.01,
+            "bias {bias}, voxels {voxel}, sub-{sub}: field RMS error {:.2} % > 1 %",
+            rms * 100.0
+        );
+        assert!(
+            d >= 0.95,
+            "bias {bias}, voxels {voxel}, sub-{sub}: Dice {d:.4}"
+        );
+    }
+}
+
+#[test]
+fn field_within_one_percent_at_20_percent_inu() {
+    check("0.2", "2,2,2", "96,112,96", "21");
+}
+
+#[test]
+fn field_within_one_percent_at_40_percent_inu() {
+    check("0.4", "2,2,2", "96,112,96", "41");
+}
+
+#[test]
+fn anisotropic_voxels_at_40_percent_inu() {
+    check("0.4", "2,2,3", "96,112,64", "43");
+}
