@@ -88,3 +88,62 @@ fn field_within_one_percent_at_40_percent_inu() {
 fn anisotropic_voxels_at_40_percent_inu() {
     check("0.4", "2,2,3", "96,112,64", "43");
 }
+
+/// The same tissue lands at the same value across subjects with different gain, bias and
+/// size: the spread of the white-matter median after normalization.
+#[test]
+fn white_matter_median_is_stable_across_subjects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bids = tmp.path().join("bids");
+    let out = tmp.path().join("out");
+    synth(
+        &bids,
+        &[
+            "--subjects",
+            "16",
+            "--shape",
+            "48,56,48",
+            "--voxel-size",
+            "4,4,4",
+            "--bias",
+            "0.3",
+            "--size-jitter",
+            "0.15",
+            "--seed",
+            "16",
+        ],
+    );
+    let (code, _, stderr) = run(&bids, &out, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let mut medians = Vec::new();
+    for s in 1..=16 {
+        let sub = format!("sub-{s:02}");
+        let (pre, _) =
+            read_volume(&out.join(format!("{sub}/anat/{sub}_desc-preproc_T1w.nii.gz"))).unwrap();
+        let (labels, _) = read_volume(&bids.join(format!(
+            "derivatives/truth/{sub}/anat/{sub}_desc-tissue_dseg.nii.gz"
+        )))
+        .unwrap();
+        let mut wm: Vec<f32> = pre
+            .data
+            .iter()
+            .zip(labels.data.iter())
+            .filter(|(_, l)| **l == 3.0)
+            .map(|(v, _)| *v)
+            .collect();
+        wm.sort_by(f32::total_cmp);
+        medians.push(wm[wm.len() / 2] as f64);
+    }
+    let mean = medians.iter().sum::<f64>() / medians.len() as f64;
+    let sd =
+        (medians.iter().map(|m| (m - mean).powi(2)).sum::<f64>() / medians.len() as f64).sqrt();
+    let (lo, hi) = medians
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), m| (lo.min(*m), hi.max(*m)));
+    eprintln!("WM median over 16 subjects: mean {mean:.4}, sd {sd:.4}, range {lo:.4}-{hi:.4}");
+    assert!(
+        (mean - 1.0).abs() < 0.05,
+        "white matter lands near 1.0: {mean}"
+    );
+    assert!(sd < 0.02, "WM median spread across subjects: sd {sd}");
+}

@@ -1,5 +1,8 @@
-//! Robust intensity normalization: inside the mask, the low percentile maps to 0 and the
-//! high percentile to 1; values are clamped to `[0, 1]` and voxels outside the mask are 0.
+//! Intensity normalization by the white-matter peak: inside the mask, the brightest major
+//! mode of the smoothed intensity histogram (white matter, in T1-weighted images) is scaled
+//! to 1.0; zero stays zero, negative values become 0, and voxels outside the mask are 0.
+//! Scaling rather than stretching keeps tissue ratios, so the same tissue lands at the same
+//! value across subjects whatever their scanner gain.
 
 use super::{Fact, Facts, threshold};
 use rayon::prelude::*;
@@ -8,17 +11,17 @@ use serde::Serialize;
 /// Normalization parameters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Params {
-    /// Percentile (0–100) inside the mask that maps to 0.
-    pub low_percentile: f64,
-    /// Percentile (0–100) inside the mask that maps to 1.
-    pub high_percentile: f64,
+    /// Histogram bins between the 0.5th and 99.5th percentiles inside the mask.
+    pub bins: usize,
+    /// Gaussian smoothing of the histogram, in bins.
+    pub smoothing_bins: f64,
 }
 
 impl Default for Params {
     fn default() -> Self {
         Self {
-            low_percentile: 1.0,
-            high_percentile: 99.0,
+            bins: 256,
+            smoothing_bins: 2.0,
         }
     }
 }
@@ -26,29 +29,28 @@ impl Default for Params {
 /// The rescaled image.
 #[derive(Debug)]
 pub struct Output {
-    /// Values in `[0, 1]`, x-fastest.
+    /// White matter at 1.0, x-fastest.
     pub normalized: Vec<f32>,
-    /// Facts: `low_value`, `high_value` (the input intensities mapped to 0 and 1).
+    /// Facts: `wm_peak` (the input intensity mapped to 1.0).
     pub facts: Facts,
 }
 
-/// Rescale `image` using the intensity distribution inside `mask`.
+/// Rescale `image` so the white-matter peak inside `mask` becomes 1.0.
 pub fn run(image: &[f32], mask: &[u8], params: &Params) -> Output {
-    let mut inside: Vec<f32> = image
+    let inside: Vec<f32> = image
         .iter()
         .zip(mask)
-        .filter(|(_, m)| **m != 0)
+        .filter(|(v, m)| **m != 0 && v.is_finite())
         .map(|(&v, _)| v)
         .collect();
-    let lo = threshold::percentile(&mut inside, params.low_percentile).unwrap_or(0.0);
-    let hi = threshold::percentile(&mut inside, params.high_percentile).unwrap_or(1.0);
-    let scale = if hi > lo { 1.0 / (hi - lo) } else { 0.0 };
+    let peak = white_matter_peak(inside, params).filter(|p| *p > 0.0);
+    let scale = peak.map_or(0.0, |p| 1.0 / p);
     let normalized = image
         .par_iter()
         .zip(mask)
         .map(|(&v, &m)| {
-            if m != 0 {
-                ((v - lo) * scale).clamp(0.0, 1.0)
+            if m != 0 && v.is_finite() {
+                (v * scale).max(0.0)
             } else {
                 0.0
             }
@@ -56,9 +58,80 @@ pub fn run(image: &[f32], mask: &[u8], params: &Params) -> Output {
         .collect();
     Output {
         normalized,
-        facts: vec![
-            ("low_value", Fact::Float(lo as f64)),
-            ("high_value", Fact::Float(hi as f64)),
-        ],
+        facts: vec![("wm_peak", Fact::Float(peak.unwrap_or(0.0) as f64))],
+    }
+}
+
+/// The centre of the highest-intensity major mode: the maximum of the smoothed histogram
+/// among values above the median (white matter is the brightest large class in T1w).
+fn white_matter_peak(mut values: Vec<f32>, params: &Params) -> Option<f32> {
+    let lo = threshold::percentile(&mut values, 0.5)?;
+    let hi = threshold::percentile(&mut values, 99.5)?;
+    let median = threshold::percentile(&mut values, 50.0)?;
+    if hi <= lo {
+        return Some(hi);
+    }
+    let bins = params.bins.max(8);
+    let width = (hi - lo) / bins as f32;
+    let mut hist = vec![0f64; bins];
+    for &v in &values {
+        if (lo..=hi).contains(&v) {
+            hist[(((v - lo) / width) as usize).min(bins - 1)] += 1.0;
+        }
+    }
+    let sigma = params.smoothing_bins.max(0.5);
+    let radius = (3.0 * sigma).ceil() as isize;
+    let smoothed: Vec<f64> = (0..bins as isize)
+        .map(|b| {
+            (-radius..=radius)
+                .filter_map(|k| {
+                    let j = b + k;
+                    (0..bins as isize)
+                        .contains(&j)
+                        .then(|| hist[j as usize] * (-0.5 * (k as f64 / sigma).powi(2)).exp())
+                })
+                .sum()
+        })
+        .collect();
+    let first = (((median - lo) / width).max(0.0) as usize).min(bins - 1);
+    let best = (first..bins).max_by(|&a, &b| smoothed[a].total_cmp(&smoothed[b]))?;
+    Some(lo + (best as f32 + 0.5) * width)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn white_matter_lands_at_one_whatever_the_gain() {
+        for gain in [0.5f32, 1.0, 3.0] {
+            // 30 % CSF at 0.2, 30 % GM at 0.65, 40 % WM at 1.0, plus a few hot outliers.
+            let mut image: Vec<f32> = (0..10_000)
+                .map(|i| {
+                    // Peaked (triangular) spread of ±5 % around each class centre.
+                    let wobble =
+                        (((i * 7919) % 100) + ((i * 104_729) % 100)) as f32 / 2000.0 - 0.05;
+                    gain * match i % 10 {
+                        0..=2 => 0.2 + wobble,
+                        3..=5 => 0.65 + wobble,
+                        _ => 1.0 + wobble,
+                    }
+                })
+                .collect();
+            image[0] = 1e6;
+            let out = run(&image, &vec![1u8; image.len()], &Params::default());
+            let mut wm: Vec<f32> = out
+                .normalized
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % 10 >= 6)
+                .map(|(_, v)| *v)
+                .collect();
+            let median = threshold::percentile(&mut wm, 50.0).unwrap();
+            assert!(
+                (median - 1.0).abs() < 0.02,
+                "gain {gain}: WM median {median}"
+            );
+        }
     }
 }

@@ -3,7 +3,8 @@
 //! Each subject is a layered head (scalp fat, skull, CSF, folded grey matter, white matter,
 //! ventricles) with partial-volume blur, a smooth multiplicative bias field of known
 //! strength, a per-subject gain and Rician noise, stored as int16 `.nii.gz`. The true brain
-//! mask and the true field go to `derivatives/truth/`.
+//! mask, tissue labels (`desc-tissue_dseg`: 1 CSF, 2 GM, 3 WM, 4 scalp/skull) and the true
+//! field go to `derivatives/truth/`.
 
 mod phantom;
 
@@ -132,6 +133,12 @@ pub fn generate(out: &Path, spec: &SynthSpec) -> Result<Vec<PathBuf>, SynthError
                 &truth_dir.join(format!("{stem}_desc-brain_mask.nii.gz")),
                 &header,
                 &phantom.brain_mask,
+                6,
+            )?;
+            write_image(
+                &truth_dir.join(format!("{stem}_desc-tissue_dseg.nii.gz")),
+                &header,
+                &phantom.tissue,
                 6,
             )?;
             write_image(

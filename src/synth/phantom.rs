@@ -31,6 +31,8 @@ pub struct Phantom {
     pub image: Array3<i16>,
     /// 1 inside the brain (grey + white matter and ventricles).
     pub brain_mask: Array3<u8>,
+    /// Tissue labels: 0 background, 1 CSF, 2 grey matter, 3 white matter, 4 scalp and skull.
+    pub tissue: Array3<u8>,
     /// The multiplicative field applied to the image.
     pub bias_field: Array3<f32>,
 }
@@ -70,15 +72,17 @@ pub fn render(p: &PhantomParams) -> Phantom {
         .collect();
     let bias_dir: [f32; 3] = std::array::from_fn(|_| rng.random_range(-1.0..1.0f32));
 
-    let mut tissue = vec![0f32; grid.len()];
+    let mut intensity = vec![0f32; grid.len()];
     let mut brain = vec![0u8; grid.len()];
+    let mut tissue = vec![0u8; grid.len()];
     let mut field = vec![1f32; grid.len()];
-    tissue
+    intensity
         .par_chunks_mut(nx * ny)
         .zip(brain.par_chunks_mut(nx * ny))
+        .zip(tissue.par_chunks_mut(nx * ny))
         .zip(field.par_chunks_mut(nx * ny))
         .enumerate()
-        .for_each(|(z, ((t_slab, b_slab), f_slab))| {
+        .for_each(|(z, (((t_slab, b_slab), l_slab), f_slab))| {
             for y in 0..ny {
                 for x in 0..nx {
                     let i = x + nx * y;
@@ -98,23 +102,24 @@ pub fn render(p: &PhantomParams) -> Phantom {
                         + (u[1] / 0.28).powi(2)
                         + ((u[2] - 0.08) / 0.14).powi(2)
                         < 1.0;
-                    let (value, in_brain) = if rho > 1.0 {
-                        (0.0, false)
+                    let (value, in_brain, label) = if rho > 1.0 {
+                        (0.0, false, 0)
                     } else if rho > SKULL_R {
-                        (SCALP, false)
+                        (SCALP, false, 4)
                     } else if rho > CSF_R {
-                        (SKULL, false)
+                        (SKULL, false, 4)
                     } else if rho > BRAIN_R + fold {
-                        (CSF, false)
+                        (CSF, false, 1)
                     } else if ventricle {
-                        (CSF, true)
+                        (CSF, true, 1)
                     } else if rho > WM_R + 1.5 * fold {
-                        (GM, true)
+                        (GM, true, 2)
                     } else {
-                        (WM, true)
+                        (WM, true, 3)
                     };
                     t_slab[i] = value;
                     b_slab[i] = u8::from(in_brain);
+                    l_slab[i] = label;
                     // A smooth shape: a linear gradient along a random direction plus a
                     // central bump; scaled to the requested strength below.
                     let g = bias_dir[0] * u[0] + bias_dir[1] * u[1] + bias_dir[2] * u[2];
@@ -143,7 +148,7 @@ pub fn render(p: &PhantomParams) -> Phantom {
     });
 
     // Partial volume: blur the tissue image by about half a millimetre.
-    let blurred = gaussian(&tissue, &grid, 0.6);
+    let blurred = gaussian(&intensity, &grid, 0.6);
     let sigma = p.noise * WM_STORED * p.gain;
     let image: Vec<i16> = blurred
         .par_chunks(nx * ny)
@@ -170,6 +175,7 @@ pub fn render(p: &PhantomParams) -> Phantom {
     Phantom {
         image: to_array(&grid, image),
         brain_mask: to_array(&grid, brain),
+        tissue: to_array(&grid, tissue),
         bias_field: to_array(&grid, field),
     }
 }
