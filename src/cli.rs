@@ -40,6 +40,8 @@ pub enum Command {
     Run(RunArgs),
     /// Write a BIDS dataset of synthetic head phantoms with ground truth.
     Synth(SynthArgs),
+    /// Draw QC pictures (mid-slices with the brain-mask outline) for a finished output dir.
+    Qc(QcArgs),
     /// Run `run` as a SLURM array job: one task per shard of the subjects.
     #[command(after_help = SLURM_EXIT_CODES)]
     Slurm(SlurmArgs),
@@ -164,6 +166,16 @@ pub struct RunArgs {
     /// Number of shards when the index comes from Kubernetes' JOB_COMPLETION_INDEX.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub shard_count: Option<u32>,
+}
+
+/// Arguments of `neuro-batch qc`.
+#[derive(Debug, Args)]
+pub struct QcArgs {
+    /// A neuro-batch output directory (pictures go to OUTPUT_DIR/qc/).
+    pub output_dir: PathBuf,
+    /// Subjects to draw, with or without "sub-" (default: all).
+    #[arg(long, num_args = 1.., value_name = "LABEL")]
+    pub participant_label: Vec<String>,
 }
 
 /// Arguments of `neuro-batch synth`.

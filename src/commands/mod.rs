@@ -1,5 +1,6 @@
 //! The subcommands: each turns parsed arguments into work and an exit code.
 
+mod qc;
 mod run;
 mod slurm;
 mod synth;
@@ -30,6 +31,12 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
         Command::Run(args) => run::run(args, globals),
         Command::Slurm(args) => slurm::slurm(args, globals),
+        Command::Qc(args) => {
+            let telemetry = Telemetry::logs_only(globals.verbosity, globals.log_format);
+            let result = qc::qc(args);
+            telemetry.shutdown();
+            result
+        }
         Command::Synth(args) => {
             let telemetry = Telemetry::logs_only(globals.verbosity, globals.log_format);
             let result = synth::synth(args);

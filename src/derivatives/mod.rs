@@ -101,7 +101,7 @@ pub fn dataset_description(source: &Dataset) -> Value {
 }
 
 /// Create OUTPUT_DIR's fixed files: `dataset_description.json`, `README.md`, `.bidsignore`
-/// (hiding the logs folder from validators) and the logs folder itself.
+/// (hiding the logs and qc folders from validators) and the logs folder itself.
 pub fn prepare_output_root(out_root: &Path, source: &Dataset) -> std::io::Result<()> {
     std::fs::create_dir_all(out_root.join(LOGS_DIR))?;
     write_json_atomic(
@@ -117,10 +117,9 @@ pub fn prepare_output_root(out_root: &Path, source: &Dataset) -> std::io::Result
         env!("CARGO_PKG_VERSION")
     );
     write_atomic(&out_root.join("README.md"), readme.as_bytes())?;
-    write_atomic(
-        &out_root.join(".bidsignore"),
-        format!("{LOGS_DIR}/\n").as_bytes(),
-    )
+    // Bare names: bids-validator 3 still reports a directory listed as `name/`.
+    let ignored = format!("{LOGS_DIR}\n{}\n", crate::qc::QC_DIR);
+    write_atomic(&out_root.join(".bidsignore"), ignored.as_bytes())
 }
 
 /// Write `value` as pretty JSON through a temporary file renamed into place.
