@@ -14,6 +14,7 @@ fn stages(c: &mut Criterion) {
         bias: 0.4,
         noise: 0.03,
         gain: 1.0,
+        contrast: 1.0,
         seed: 2,
     });
     let grid = Grid::new(shape, [1.0; 3]);

@@ -16,6 +16,7 @@ fn nifti_io(c: &mut Criterion) {
         bias: 0.3,
         noise: 0.03,
         gain: 1.0,
+        contrast: 1.0,
         seed: 1,
     });
     let header = new_header([N; 3], [1.0; 3]);

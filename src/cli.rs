@@ -2,6 +2,7 @@
 
 use crate::engine::shard::Shard;
 use crate::stages::Stage;
+use crate::synth::AxisCodes;
 use crate::telemetry::{LogFormat, Protocol};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -208,6 +209,15 @@ pub struct SynthArgs {
     /// Random seed (same seed, same dataset).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Grey/white contrast relative to a typical T1w (0.5 halves it).
+    #[arg(long, default_value_t = 1.0)]
+    pub contrast: f32,
+    /// Scanner gain: white matter is about 1000 x GAIN [default: random 0.7-1.3 per subject].
+    #[arg(long)]
+    pub gain: Option<f32>,
+    /// Voxel axis directions of the stored images, e.g. RAS, LPS, PIR.
+    #[arg(long, default_value = "RAS", value_parser = AxisCodes::parse)]
+    pub orientation: AxisCodes,
     /// Write uncompressed .nii instead of .nii.gz.
     #[arg(long)]
     pub no_gzip: bool,

@@ -147,3 +147,106 @@ fn white_matter_median_is_stable_across_subjects() {
     );
     assert!(sd < 0.02, "WM median spread across subjects: sd {sd}");
 }
+
+/// One default skull strip across orientations, voxel sizes, brightness, noise, contrast
+/// and bias: Dice >= 0.95 against the true brain everywhere, never a collapse.
+#[test]
+fn skull_strip_holds_across_orientation_intensity_noise_and_contrast() {
+    let cases: [(&str, &[&str]); 8] = [
+        (
+            "LPS",
+            &[
+                "--shape",
+                "96,112,96",
+                "--voxel-size",
+                "2,2,2",
+                "--orientation",
+                "LPS",
+            ],
+        ),
+        (
+            "PIR 2x2x3 mm",
+            &[
+                "--shape",
+                "96,112,64",
+                "--voxel-size",
+                "2,2,3",
+                "--orientation",
+                "PIR",
+            ],
+        ),
+        (
+            "1 mm isotropic",
+            &["--shape", "150,180,150", "--voxel-size", "1,1,1"],
+        ),
+        (
+            "dim",
+            &[
+                "--shape",
+                "96,112,96",
+                "--voxel-size",
+                "2,2,2",
+                "--gain",
+                "0.05",
+            ],
+        ),
+        (
+            "bright",
+            &[
+                "--shape",
+                "96,112,96",
+                "--voxel-size",
+                "2,2,2",
+                "--gain",
+                "25",
+            ],
+        ),
+        (
+            "noisy",
+            &[
+                "--shape",
+                "96,112,96",
+                "--voxel-size",
+                "2,2,2",
+                "--noise",
+                "0.08",
+            ],
+        ),
+        (
+            "low contrast",
+            &[
+                "--shape",
+                "96,112,96",
+                "--voxel-size",
+                "2,2,2",
+                "--contrast",
+                "0.5",
+            ],
+        ),
+        (
+            "60 % INU",
+            &[
+                "--shape",
+                "96,112,96",
+                "--voxel-size",
+                "2,2,2",
+                "--bias",
+                "0.6",
+            ],
+        ),
+    ];
+    for (name, args) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        let bids = tmp.path().join("bids");
+        let out = tmp.path().join("out");
+        synth(&bids, &[&["--subjects", "1", "--seed", "9"], args].concat());
+        let (code, _, stderr) = run(&bids, &out, &[]);
+        assert_eq!(code, 0, "{name}: {stderr}");
+        let d = dice(
+            &out.join("sub-01/anat/sub-01_desc-brain_mask.nii.gz"),
+            &bids.join("derivatives/truth/sub-01/anat/sub-01_desc-brain_mask.nii.gz"),
+        );
+        eprintln!("{name}: Dice {d:.4}");
+        assert!(d >= 0.95, "{name}: Dice {d:.4}");
+    }
+}

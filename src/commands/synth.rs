@@ -30,6 +30,9 @@ pub(super) fn synth(args: SynthArgs) -> Result<ExitCode, Failure> {
         noise: args.noise,
         seed: args.seed,
         gzip: !args.no_gzip,
+        contrast: args.contrast,
+        gain: args.gain,
+        orientation: args.orientation,
     };
     let written =
         generate(&args.out, &spec).map_err(|e| Failure::new(ExitCode::CannotCreateOutput, e))?;

@@ -6,12 +6,15 @@
 //! mask, tissue labels (`desc-tissue_dseg`: 1 CSF, 2 GM, 3 WM, 4 scalp/skull) and the true
 //! field go to `derivatives/truth/`.
 
+mod orientation;
 mod phantom;
+
+pub use orientation::AxisCodes;
 
 pub use phantom::{Phantom, PhantomParams, render};
 
 use crate::derivatives::{BIDS_VERSION, write_json_atomic};
-use crate::volume::{VolumeError, new_header, write_image};
+use crate::volume::{VolumeError, write_image};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -35,6 +38,12 @@ pub struct SynthSpec {
     pub noise: f32,
     /// Seed; the same seed gives byte-identical datasets.
     pub seed: u64,
+    /// Grey/white contrast relative to a typical T1w (1.0; 0.5 halves it).
+    pub contrast: f32,
+    /// Scanner gain (white matter ≈ 1000 × gain); random in 0.7–1.3 when `None`.
+    pub gain: Option<f32>,
+    /// Voxel axis order and directions of the stored images.
+    pub orientation: AxisCodes,
     /// Write `.nii.gz` (otherwise `.nii`).
     pub gzip: bool,
 }
@@ -110,7 +119,8 @@ pub fn generate(out: &Path, spec: &SynthSpec) -> Result<Vec<PathBuf>, SynthError
                 voxel_mm: spec.voxel_mm,
                 bias: spec.bias,
                 noise: spec.noise,
-                gain: 0.7 + 0.6 * rng.random::<f32>(),
+                gain: spec.gain.unwrap_or_else(|| 0.7 + 0.6 * rng.random::<f32>()),
+                contrast: spec.contrast,
                 seed,
             };
             let phantom = render(&params);
@@ -126,25 +136,28 @@ pub fn generate(out: &Path, spec: &SynthSpec) -> Result<Vec<PathBuf>, SynthError
             for d in [&dir, &truth_dir] {
                 std::fs::create_dir_all(d).map_err(io(d))?;
             }
-            let header = new_header(shape, spec.voxel_mm);
+            let o = spec.orientation;
+            let image_data = o.apply(&phantom.image);
+            let [dx, dy, dz] = [image_data.dim().0, image_data.dim().1, image_data.dim().2];
+            let header = o.header([dx, dy, dz], spec.voxel_mm);
             let image = dir.join(format!("{stem}_T1w{ext}"));
-            write_image(&image, &header, &phantom.image, 6)?;
+            write_image(&image, &header, &image_data, 6)?;
             write_image(
                 &truth_dir.join(format!("{stem}_desc-brain_mask.nii.gz")),
                 &header,
-                &phantom.brain_mask,
+                &o.apply(&phantom.brain_mask),
                 6,
             )?;
             write_image(
                 &truth_dir.join(format!("{stem}_desc-tissue_dseg.nii.gz")),
                 &header,
-                &phantom.tissue,
+                &o.apply(&phantom.tissue),
                 6,
             )?;
             write_image(
                 &truth_dir.join(format!("{stem}_desc-biasfield_T1w.nii.gz")),
                 &header,
-                &phantom.bias_field,
+                &o.apply(&phantom.bias_field),
                 6,
             )?;
             written.push(image);

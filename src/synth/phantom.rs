@@ -20,6 +20,8 @@ pub struct PhantomParams {
     pub noise: f32,
     /// Overall scanner gain.
     pub gain: f32,
+    /// Grey/white contrast relative to a typical T1w (1.0).
+    pub contrast: f32,
     /// Noise and fold seed.
     pub seed: u64,
 }
@@ -113,7 +115,7 @@ pub fn render(p: &PhantomParams) -> Phantom {
                     } else if ventricle {
                         (CSF, true, 1)
                     } else if rho > WM_R + 1.5 * fold {
-                        (GM, true, 2)
+                        (WM - (WM - GM) * p.contrast, true, 2)
                     } else {
                         (WM, true, 3)
                     };
