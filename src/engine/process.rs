@@ -72,7 +72,11 @@ struct FileAttributes(Vec<KeyValue>);
 
 impl FileAttributes {
     fn of(job: &FileJob) -> Self {
-        let bytes = std::fs::metadata(&job.input.path).map_or(0, |m| m.len());
+        // The planner's fingerprint already holds the size; stat only without one.
+        let bytes = match &job.provenance {
+            Some(p) => p.input_fingerprint.size_bytes,
+            None => std::fs::metadata(&job.input.path).map_or(0, |m| m.len()),
+        };
         Self(vec![
             KeyValue::new(names::BIDS_SUBJECT, job.input.subject.clone()),
             KeyValue::new(names::FILE_SIZE_MB, bytes as f64 / 1e6),
