@@ -9,11 +9,12 @@ use super::RunConfig;
 use super::plan::{FileJob, SubjectJob};
 use super::report::{FileRecord, FileStatus, StepRecord, SubjectRecord};
 use crate::derivatives::{source_uri, write_json_atomic};
-use crate::stages::grid::{flat, to_array};
+use crate::stages::grid::{into_flat, to_array};
 use crate::stages::{Fact, Facts, Grid, Stage, StageError, bias_field, normalize, skull_strip};
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::{names, usage};
 use crate::volume::{self, HeaderInfo, Volume, VolumeError};
+use nifti::NiftiHeader;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{SpanContext, Status};
 use serde_json::json;
@@ -221,7 +222,9 @@ fn run_file(
     parent.set_attribute(names::ARRAY_SHAPE, shape(&info));
     parent.set_attribute(names::ARRAY_VOXELS, info.voxels() as i64);
     let grid = Grid::new(volume.dims(), volume.spacing_mm);
-    let image = flat(&volume.data).into_owned();
+    // The voxels move into the stages; only the header is needed afterwards.
+    let Volume { data, header, .. } = volume;
+    let image = into_flat(data);
 
     let image_span = tracing::info_span!(names::PROCESS_IMAGE);
     attrs.apply(&image_span);
@@ -235,10 +238,14 @@ fn run_file(
         } else {
             None
         };
-        let working_mask = match &brain {
-            Some(mask) => mask.clone(),
-            None => skull_strip::head_mask(&image, &grid, &config.settings.skull_strip)
-                .map_err(stage_err)?,
+        let head;
+        let working_mask: &[u8] = match &brain {
+            Some(mask) => mask,
+            None => {
+                head = skull_strip::head_mask(&image, &grid, &config.settings.skull_strip)
+                    .map_err(stage_err)?;
+                &head
+            }
         };
         let mut current = image;
         let mut field = None;
@@ -247,7 +254,7 @@ fn run_file(
                 step(steps, Stage::BiasCorrection.name(), ctx, attrs, |_| {
                     let out = bias_field::run(
                         &current,
-                        &working_mask,
+                        working_mask,
                         &grid,
                         &config.settings.bias_correction,
                     );
@@ -258,7 +265,7 @@ fn run_file(
         }
         if config.runs(Stage::Normalization) {
             current = step(steps, Stage::Normalization.name(), ctx, attrs, |_| {
-                let out = normalize::run(&current, &working_mask, &config.settings.normalization);
+                let out = normalize::run(&current, working_mask, &config.settings.normalization);
                 Ok((out.normalized, out.facts))
             })?;
         }
@@ -288,7 +295,7 @@ fn run_file(
 
     let facts = steps_facts(steps);
     step(steps, names::WRITE_OUTPUT, ctx, attrs, |span| {
-        let bytes = write_outputs(job, config, &volume, &grid, processed, facts)?;
+        let bytes = write_outputs(job, config, &header, &grid, processed, facts)?;
         span.set_attribute(names::IO_BYTES_WRITTEN, bytes as i64);
         Ok((
             job.outputs.all().iter().map(|p| p.to_path_buf()).collect(),
@@ -404,7 +411,7 @@ struct Processed {
 fn write_outputs(
     job: &FileJob,
     config: &RunConfig,
-    volume: &Volume,
+    input_header: &NiftiHeader,
     grid: &Grid,
     processed: Processed,
     facts: serde_json::Value,
@@ -421,7 +428,7 @@ fn write_outputs(
     };
     std::fs::create_dir_all(&paths.dir).map_err(io(&paths.dir))?;
     let level = config.compression_level;
-    let header = volume::derived_header(&volume.header);
+    let header = volume::derived_header(input_header);
     let mut bytes = volume::write_image(&paths.preproc, &header, &to_array(grid, preproc), level)?;
     let source = source_uri(&job.input);
     if let (Some(mask), Some((mask_path, mask_sidecar))) = (brain, &paths.mask) {

@@ -86,8 +86,38 @@ pub fn flat<T: Clone>(array: &Array3<T>) -> std::borrow::Cow<'_, [T]> {
     }
 }
 
+/// The voxels of `array` as an owned flat x-fastest buffer: moved out when the array is
+/// already in that layout (as read volumes are), copied otherwise.
+pub fn into_flat<T: Clone>(array: Array3<T>) -> Vec<T> {
+    if array.t().is_standard_layout() {
+        let len = array.len();
+        let (mut raw, offset) = array.into_raw_vec_and_offset();
+        let start = offset.unwrap_or(0);
+        raw.truncate(start + len);
+        raw.drain(..start);
+        return raw;
+    }
+    array.t().iter().cloned().collect()
+}
+
 /// Wrap a flat x-fastest buffer as an `Array3` of the grid's shape (Fortran order).
 pub fn to_array<T>(grid: &Grid, data: Vec<T>) -> Array3<T> {
     let [nx, ny, nz] = grid.dims;
     Array3::from_shape_vec((nx, ny, nz).f(), data).expect("buffer length matches grid")
+}
+
+#[cfg(test)]
+mod into_flat_tests {
+    use super::*;
+
+    #[test]
+    fn moves_fortran_arrays_and_copies_others_in_x_fastest_order() {
+        let f = Array3::from_shape_fn((2, 3, 4).f(), |(x, y, z)| x + 10 * y + 100 * z);
+        let c = Array3::from_shape_fn((2, 3, 4), |(x, y, z)| x + 10 * y + 100 * z);
+        let expected: Vec<usize> = (0..4)
+            .flat_map(|z| (0..3).flat_map(move |y| (0..2).map(move |x| x + 10 * y + 100 * z)))
+            .collect();
+        assert_eq!(into_flat(f), expected);
+        assert_eq!(into_flat(c), expected);
+    }
 }
