@@ -46,7 +46,22 @@ pub enum Command {
     /// Run `run` as a SLURM array job: one task per shard of the subjects.
     #[command(after_help = SLURM_EXIT_CODES)]
     Slurm(SlurmArgs),
+    /// Rank slow spans by attribute, from the local trace store or Grafana Tempo.
+    #[command(after_help = ANALYZE_EXIT_CODES)]
+    Analyze(AnalyzeArgs),
+    /// Print one trace as a waterfall.
+    #[command(after_help = ANALYZE_EXIT_CODES)]
+    Trace(TraceArgs),
 }
+
+const ANALYZE_EXIT_CODES: &str = "\
+Exit codes:
+  0    analysed
+  18   no traces found (in the window, for the filters)
+  64   usage error
+  66   a trace file is missing or not OTLP JSON
+  69   Tempo is unreachable or answered with an error
+  73   the output cannot be written";
 
 const SLURM_EXIT_CODES: &str = "\
 Exit codes: as for run, plus
@@ -236,4 +251,124 @@ fn parse_triple<T: std::str::FromStr>(text: &str) -> Result<[T; 3], String> {
             .map_err(|_| format!("'{s}' is not a valid number"))
     };
     Ok([parse(a)?, parse(b)?, parse(c)?])
+}
+
+/// Where spans come from: the local trace store or Grafana Tempo.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// Read the local trace store: a run's OUTPUT_DIR (its newest logs/traces-*.jsonl) or
+    /// trace files.
+    #[arg(long, num_args = 1.., value_name = "PATH", conflicts_with = "tempo")]
+    pub traces: Vec<PathBuf>,
+    /// With --traces OUTPUT_DIR: every run's trace file, not only the newest (e.g. the shards
+    /// of a SLURM array that share an output directory).
+    #[arg(long)]
+    pub all_runs: bool,
+    /// Query Grafana Tempo's HTTP API [URL default: http://localhost:3200, the local stack].
+    #[arg(long, value_name = "URL", num_args = 0..=1,
+          default_missing_value = neuro_batch_analysis::DEFAULT_TEMPO_URL)]
+    pub tempo: Option<String>,
+    /// Per-request timeout for Tempo, seconds.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub timeout: u64,
+}
+
+/// Which traces to take from Tempo.
+#[derive(Debug, Args)]
+pub struct TempoQueryArgs {
+    /// Search the last DURATION (e.g. 30m, 2h, 3d).
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub since: std::time::Duration,
+    /// Window start: Unix seconds or RFC 3339 (with --end; replaces --since).
+    #[arg(long, requires = "end")]
+    pub start: Option<String>,
+    /// Window end: Unix seconds or RFC 3339.
+    #[arg(long, requires = "start")]
+    pub end: Option<String>,
+    /// service.name of the runs [default: OTEL_SERVICE_NAME, else neuro-batch].
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Only this run (the batch.id in the run report and on every subject's root span).
+    #[arg(long, value_name = "ID")]
+    pub batch_id: Option<String>,
+    /// Extra TraceQL spanset the traces must contain, e.g. '{span.file.size_mb > 10.0}'
+    /// (write a float literal for a float attribute: Tempo compares types strictly).
+    #[arg(long, value_name = "TRACEQL")]
+    pub query: Option<String>,
+    /// Trace fetches in flight.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// Traces per search request; a window that hits it is split and searched again.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=262_144))]
+    pub limit: u32,
+}
+
+/// Output format of `analyze`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Terminal tables.
+    Table,
+    /// GitHub-flavoured Markdown.
+    Markdown,
+    /// The whole report as JSON (schema neuro-batch.analyze/v1).
+    Json,
+    /// Every attribute finding, one row each.
+    Csv,
+    /// One self-contained page with plots.
+    Html,
+}
+
+/// Arguments of `neuro-batch analyze`.
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Where the spans come from.
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Which traces (Tempo only).
+    #[command(flatten)]
+    pub window: TempoQueryArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+    /// Write the report here instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Also save the span table (Arrow IPC) here, e.g. as a CI baseline for `compare`.
+    #[arg(long, value_name = "FILE")]
+    pub save_table: Option<PathBuf>,
+    /// Findings to show (all are in --format json/csv).
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// Span names with fewer spans are not ranked.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(3..))]
+    pub min_count: u32,
+    /// Significance level for Benjamini-Hochberg-corrected p-values.
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Attribute not to rank (exact key, or prefix ending in *), repeatable; added to the
+    /// defaults (thread.*, process.*, identifiers).
+    #[arg(long, value_name = "KEY")]
+    pub exclude: Vec<String>,
+    /// Root attribute that names a trace in the lists.
+    #[arg(long, default_value = "bids.subject", value_name = "KEY")]
+    pub label: String,
+    /// Slowest traces to list.
+    #[arg(long, default_value_t = 10)]
+    pub slowest: usize,
+    /// Grafana base URL for trace links (e.g. http://localhost:3000).
+    #[arg(long, value_name = "URL")]
+    pub grafana_url: Option<String>,
+}
+
+/// Arguments of `neuro-batch trace`.
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// Trace id (32 hex digits; Tempo's shortened ids are accepted).
+    pub trace_id: String,
+    /// Where the trace is.
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Width of the time axis, columns.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u16).range(10..=400))]
+    pub width: u16,
 }

@@ -1,8 +1,25 @@
-//! Trace analysis for neuro-batch.
+//! Trace analysis for neuro-batch: where a batch's time went, and why.
 //!
-//! This crate will hold the Tempo client, the polars span table, attribute ranking and
-//! regression checks (the `analyze` issue). It is part of the workspace from the start so the
-//! layout is stable.
+//! Data flows one way: a source (the local trace store, or Grafana Tempo's HTTP API) gives
+//! [`Span`]s → a [`SpanTable`] (polars; with self and critical-path times, inherited
+//! attributes) → per-name figures, attribute ranking, slowest traces and failures
+//! ([`report::build`]) → a renderer ([`render`]).
+
+pub mod critical_path;
+pub mod otlp_json;
+pub mod rank;
+pub mod render;
+pub mod report;
+pub mod span;
+pub mod stats;
+pub mod store;
+pub mod summary;
+pub mod table;
+pub mod tempo;
+
+pub use report::{Report, ReportOptions, SourceInfo};
+pub use span::{AttrValue, Span, Status};
+pub use table::SpanTable;
 
 /// Where `neuro-batch analyze` looks for Tempo's HTTP API by default: the Tempo of the local
 /// stack in `docker-compose.yml`.

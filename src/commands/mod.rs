@@ -1,9 +1,12 @@
 //! The subcommands: each turns parsed arguments into work and an exit code.
 
+mod analyze;
 mod qc;
 mod run;
 mod slurm;
+mod source;
 mod synth;
+mod trace;
 
 use crate::bids::{self, Dataset, Discovery, Filters};
 use crate::cli::{AnalysisLevel, Cli, Command, RunArgs};
@@ -34,6 +37,18 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Qc(args) => {
             let telemetry = Telemetry::logs_only(globals.verbosity, globals.log_format);
             let result = qc::qc(args);
+            telemetry.shutdown();
+            result
+        }
+        Command::Analyze(args) => {
+            let telemetry = Telemetry::logs_only(globals.verbosity, globals.log_format);
+            let result = analyze::analyze(args);
+            telemetry.shutdown();
+            result
+        }
+        Command::Trace(args) => {
+            let telemetry = Telemetry::logs_only(globals.verbosity, globals.log_format);
+            let result = trace::trace(args);
             telemetry.shutdown();
             result
         }

@@ -1,0 +1,12 @@
+//! Drawing a report: terminal tables, Markdown, JSON, CSV and HTML, plus trace waterfalls.
+
+mod csv;
+mod html;
+mod sections;
+mod text;
+mod waterfall;
+
+pub use csv::findings as csv_findings;
+pub use html::{HtmlError, page as html};
+pub use text::{markdown, terminal};
+pub use waterfall::waterfall;

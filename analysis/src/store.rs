@@ -1,0 +1,111 @@
+//! The local trace store: OTLP JSON lines that `neuro-batch run` writes under
+//! `OUTPUT_DIR/logs/traces-<run id>.jsonl`.
+
+use std::path::{Path, PathBuf};
+
+use crate::otlp_json::{self, DecodeError};
+use crate::span::Span;
+
+/// Why the trace store could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file or directory could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A line is not an OTLP JSON trace export.
+    #[error("{path}:{line}: {source}")]
+    Line {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The cause.
+        source: DecodeError,
+    },
+    /// A directory without any trace file.
+    #[error("no trace file (logs/traces-*.jsonl or traces-*.jsonl) under {0}")]
+    Empty(PathBuf),
+}
+
+/// Spans read from the store, with what was skipped.
+#[derive(Debug, Default)]
+pub struct StoreRead {
+    /// Every span of every file.
+    pub spans: Vec<Span>,
+    /// The files that were read.
+    pub files: Vec<PathBuf>,
+    /// Final lines cut short (a run killed while writing), ignored.
+    pub truncated_lines: usize,
+}
+
+/// The trace files a path stands for: a file is itself; a directory (a run's output directory
+/// or its `logs/`) stands for its newest `traces-*.jsonl` (run ids sort by time), or for all of
+/// them with `all_runs`.
+pub fn resolve(path: &Path, all_runs: bool) -> Result<Vec<PathBuf>, StoreError> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let logs = path.join("logs");
+    let dir = if logs.is_dir() {
+        logs
+    } else {
+        path.to_path_buf()
+    };
+    let entries = std::fs::read_dir(&dir).map_err(|source| StoreError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("traces-") && n.ends_with(".jsonl"))
+        })
+        .collect();
+    files.sort();
+    if !all_runs {
+        files = files.pop().into_iter().collect();
+    }
+    if files.is_empty() {
+        return Err(StoreError::Empty(path.to_path_buf()));
+    }
+    Ok(files)
+}
+
+/// Reads every span of the given trace files.
+pub fn read(files: &[PathBuf]) -> Result<StoreRead, StoreError> {
+    let mut out = StoreRead::default();
+    for path in files {
+        let text = std::fs::read(path).map_err(|source| StoreError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let ends_with_newline = text.last() == Some(&b'\n');
+        let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
+        let last = lines.len() - 1;
+        for (i, line) in lines.iter().enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match otlp_json::decode(line) {
+                Ok(spans) => out.spans.extend(spans),
+                Err(_) if i == last && !ends_with_newline => out.truncated_lines += 1,
+                Err(source) => {
+                    return Err(StoreError::Line {
+                        path: path.clone(),
+                        line: i + 1,
+                        source,
+                    });
+                }
+            }
+        }
+        out.files.push(path.clone());
+    }
+    Ok(out)
+}

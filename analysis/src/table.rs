@@ -1,0 +1,386 @@
+//! The span table: one row per span, every attribute a typed column (polars).
+//!
+//! Built from decoded spans: traces whose tree is known get self time and critical-path time
+//! per span, and every span inherits the attributes of its ancestors that it does not carry
+//! itself (a stage span gets its file's `file.size_mb`, its subject's `bids.subject`). The table
+//! can be saved as Arrow IPC and read back, so a run's spans can be kept as a CI artifact.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use polars::prelude::*;
+
+use crate::critical_path;
+use crate::span::{AttrValue, Span};
+
+/// Core column: 32-hex trace id.
+pub const TRACE_ID: &str = "trace_id";
+/// Core column: 16-hex span id.
+pub const SPAN_ID: &str = "span_id";
+/// Core column: parent span id (null for roots and when unknown).
+pub const PARENT_ID: &str = "parent_id";
+/// Core column: span name.
+pub const NAME: &str = "name";
+/// Core column: `service.name`.
+pub const SERVICE: &str = "service";
+/// Core column: start, ns since the Unix epoch.
+pub const START_UNIX_NANO: &str = "start_unix_nano";
+/// Core column: duration in ms.
+pub const DURATION_MS: &str = "duration_ms";
+/// Core column: `unset`, `ok` or `error`.
+pub const STATUS: &str = "status";
+/// Core column: status message or exception message.
+pub const ERROR: &str = "error";
+/// Core column: duration minus the union of the children, ms (null when the tree is unknown).
+pub const SELF_MS: &str = "self_ms";
+/// Core column: the span's own time on its trace's critical path, ms (null when unknown).
+pub const CRITICAL_MS: &str = "critical_ms";
+/// Core column: whether the span is its trace's root.
+pub const IS_ROOT: &str = "is_root";
+
+/// Every core column, in table order. Attribute columns follow, sorted by key; an attribute
+/// whose key equals a core column's name is left out.
+pub const CORE_COLUMNS: [&str; 12] = [
+    TRACE_ID,
+    SPAN_ID,
+    PARENT_ID,
+    NAME,
+    SERVICE,
+    START_UNIX_NANO,
+    DURATION_MS,
+    STATUS,
+    ERROR,
+    SELF_MS,
+    CRITICAL_MS,
+    IS_ROOT,
+];
+
+/// Why a table could not be built, saved or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    /// A polars error (building, reading or writing).
+    #[error("span table: {0}")]
+    Polars(#[from] PolarsError),
+    /// The file could not be opened or created.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A saved table without the core columns.
+    #[error("{0}: not a neuro-batch span table (missing column {1:?})")]
+    NotATable(std::path::PathBuf, &'static str),
+}
+
+/// One attribute's values over a set of rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Values {
+    /// Ints, doubles (and bools as 0/1 are *not* folded in: see `Categorical`).
+    Numeric(Vec<Option<f64>>),
+    /// Strings and bools.
+    Categorical(Vec<Option<String>>),
+}
+
+/// The span table.
+#[derive(Debug, Clone)]
+pub struct SpanTable {
+    df: DataFrame,
+}
+
+impl SpanTable {
+    /// Builds the table. Spans are grouped by trace; where a trace has parent links, self and
+    /// critical-path times are computed and attributes inherited from ancestors.
+    pub fn build(spans: Vec<Span>) -> Result<Self, TableError> {
+        let mut by_trace: BTreeMap<String, Vec<Span>> = BTreeMap::new();
+        for s in spans {
+            by_trace.entry(s.trace_id.clone()).or_default().push(s);
+        }
+        let mut rows: Vec<Row> = Vec::new();
+        for (_, mut trace) in by_trace {
+            trace.sort_by_key(|s| s.start_ns);
+            let tree_known = trace.iter().any(|s| s.parent_id.is_some());
+            let times = tree_known
+                .then(|| critical_path::analyze_trace(&trace))
+                .flatten();
+            let inherited = if tree_known {
+                inherit(&trace)
+            } else {
+                trace.iter().map(|s| s.attributes.clone()).collect()
+            };
+            for (i, (span, attributes)) in trace.into_iter().zip(inherited).enumerate() {
+                let t = times.as_ref().map(|t| t.spans[i]);
+                let is_root = match &times {
+                    Some(t) => t.root == i,
+                    None => span.parent_id.is_none() && !tree_known,
+                };
+                rows.push(Row {
+                    span,
+                    attributes,
+                    self_ms: t.map(|t| t.self_ns as f64 / 1e6),
+                    critical_ms: t.map(|t| t.critical_ns as f64 / 1e6),
+                    is_root,
+                });
+            }
+        }
+        Ok(SpanTable { df: frame(&rows)? })
+    }
+
+    /// The polars frame.
+    pub fn frame(&self) -> &DataFrame {
+        &self.df
+    }
+
+    /// Number of spans.
+    pub fn len(&self) -> usize {
+        self.df.height()
+    }
+
+    /// Whether there are no spans.
+    pub fn is_empty(&self) -> bool {
+        self.df.height() == 0
+    }
+
+    /// Attribute column names (everything but the core columns), sorted.
+    pub fn attribute_keys(&self) -> Vec<String> {
+        self.df
+            .get_column_names()
+            .into_iter()
+            .map(|c| c.to_string())
+            .filter(|c| !CORE_COLUMNS.contains(&c.as_str()))
+            .collect()
+    }
+
+    /// The rows of one span name.
+    pub fn of_name(&self, name: &str) -> Result<SpanTable, TableError> {
+        let mask = self.df.column(NAME)?.str()?.equal(name);
+        Ok(SpanTable {
+            df: self.df.filter(&mask)?,
+        })
+    }
+
+    /// The root rows (one per trace whose tree is known).
+    pub fn roots(&self) -> Result<SpanTable, TableError> {
+        let mask = self.df.column(IS_ROOT)?.bool()?.clone();
+        Ok(SpanTable {
+            df: self.df.filter(&mask)?,
+        })
+    }
+
+    /// Distinct span names, ordered by total duration, largest first.
+    pub fn span_names(&self) -> Result<Vec<String>, TableError> {
+        let mut totals: HashMap<String, f64> = HashMap::new();
+        for (n, d) in self
+            .strings(NAME)?
+            .into_iter()
+            .zip(self.floats(DURATION_MS)?)
+        {
+            *totals.entry(n.unwrap_or_default()).or_default() += d.unwrap_or(0.0);
+        }
+        let mut names: Vec<(String, f64)> = totals.into_iter().collect();
+        names.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Ok(names.into_iter().map(|(n, _)| n).collect())
+    }
+
+    /// A float column (ints converted).
+    pub fn floats(&self, column: &str) -> Result<Vec<Option<f64>>, TableError> {
+        let c = self.df.column(column)?.cast(&DataType::Float64)?;
+        Ok(c.f64()?.iter().collect())
+    }
+
+    /// A string column (other types rendered as text).
+    pub fn strings(&self, column: &str) -> Result<Vec<Option<String>>, TableError> {
+        let c = self.df.column(column)?.cast(&DataType::String)?;
+        Ok(c.str()?.iter().map(|v| v.map(str::to_owned)).collect())
+    }
+
+    /// An attribute's values, numeric for int and double columns, categorical otherwise.
+    pub fn values(&self, column: &str) -> Result<Values, TableError> {
+        let dtype = self.df.column(column)?.dtype().clone();
+        Ok(if dtype.is_primitive_numeric() {
+            Values::Numeric(self.floats(column)?)
+        } else {
+            Values::Categorical(self.strings(column)?)
+        })
+    }
+
+    /// Writes the table as an Arrow IPC file (atomically: a temp file renamed into place).
+    pub fn save(&self, path: &Path) -> Result<(), TableError> {
+        let io = |source| TableError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+        let tmp = tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new("."))).map_err(io)?;
+        let mut df = self.df.clone();
+        IpcWriter::new(tmp.as_file()).finish(&mut df)?;
+        tmp.persist(path).map_err(|e| io(e.error))?;
+        Ok(())
+    }
+
+    /// Reads a table written by [`SpanTable::save`].
+    pub fn load(path: &Path) -> Result<Self, TableError> {
+        let file = std::fs::File::open(path).map_err(|source| TableError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let df = IpcReader::new(file).finish()?;
+        for column in CORE_COLUMNS {
+            if df.column(column).is_err() {
+                return Err(TableError::NotATable(path.to_path_buf(), column));
+            }
+        }
+        Ok(SpanTable { df })
+    }
+}
+
+struct Row {
+    span: Span,
+    attributes: BTreeMap<String, AttrValue>,
+    self_ms: Option<f64>,
+    critical_ms: Option<f64>,
+    is_root: bool,
+}
+
+/// Each span's attributes merged with those of its ancestors (nearest ancestor wins; the
+/// span's own values win over all).
+fn inherit(trace: &[Span]) -> Vec<BTreeMap<String, AttrValue>> {
+    let index: HashMap<&str, usize> = trace
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.span_id.as_str(), i))
+        .collect();
+    (0..trace.len())
+        .map(|i| {
+            let mut merged = trace[i].attributes.clone();
+            let mut seen = vec![i];
+            let mut at = i;
+            while let Some(&p) = trace[at].parent_id.as_deref().and_then(|p| index.get(p)) {
+                if seen.contains(&p) {
+                    break;
+                }
+                seen.push(p);
+                for (k, v) in &trace[p].attributes {
+                    merged.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+                at = p;
+            }
+            merged
+        })
+        .collect()
+}
+
+/// The column type an attribute gets: int if every value is an int, float if every value is
+/// numeric, bool if every value is a bool, string otherwise.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Int,
+    Float,
+    Bool,
+    Str,
+}
+
+fn kind_of(v: &AttrValue) -> Kind {
+    match v {
+        AttrValue::Int(_) => Kind::Int,
+        AttrValue::Float(_) => Kind::Float,
+        AttrValue::Bool(_) => Kind::Bool,
+        AttrValue::Str(_) => Kind::Str,
+    }
+}
+
+fn unify(a: Kind, b: Kind) -> Kind {
+    match (a, b) {
+        (x, y) if x == y => x,
+        (Kind::Int, Kind::Float) | (Kind::Float, Kind::Int) => Kind::Float,
+        _ => Kind::Str,
+    }
+}
+
+fn frame<'a>(rows: &'a [Row]) -> Result<DataFrame, TableError> {
+    let str_col = |name: &str, f: &dyn Fn(&Row) -> Option<String>| {
+        Column::new(name.into(), rows.iter().map(f).collect::<Vec<_>>())
+    };
+    let mut columns = vec![
+        str_col(TRACE_ID, &|r| Some(r.span.trace_id.clone())),
+        str_col(SPAN_ID, &|r| Some(r.span.span_id.clone())),
+        str_col(PARENT_ID, &|r| r.span.parent_id.clone()),
+        str_col(NAME, &|r| Some(r.span.name.clone())),
+        str_col(SERVICE, &|r| Some(r.span.service.clone())),
+        Column::new(
+            START_UNIX_NANO.into(),
+            rows.iter().map(|r| r.span.start_ns).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            DURATION_MS.into(),
+            rows.iter()
+                .map(|r| r.span.duration_ms())
+                .collect::<Vec<_>>(),
+        ),
+        str_col(STATUS, &|r| Some(r.span.status.as_str().to_owned())),
+        str_col(ERROR, &|r| r.span.error_message.clone()),
+        Column::new(
+            SELF_MS.into(),
+            rows.iter().map(|r| r.self_ms).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            CRITICAL_MS.into(),
+            rows.iter().map(|r| r.critical_ms).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            IS_ROOT.into(),
+            rows.iter().map(|r| r.is_root).collect::<Vec<_>>(),
+        ),
+    ];
+    let mut kinds: BTreeMap<&str, Kind> = BTreeMap::new();
+    for r in rows {
+        for (k, v) in &r.attributes {
+            if CORE_COLUMNS.contains(&k.as_str()) {
+                continue;
+            }
+            let kind = kind_of(v);
+            kinds
+                .entry(k.as_str())
+                .and_modify(|e| *e = unify(*e, kind))
+                .or_insert(kind);
+        }
+    }
+    for (key, kind) in kinds {
+        let get = |r: &'a Row| r.attributes.get(key);
+        let column = match kind {
+            Kind::Int => Column::new(
+                key.into(),
+                rows.iter()
+                    .map(|r| match get(r) {
+                        Some(AttrValue::Int(v)) => Some(*v),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            Kind::Float => Column::new(
+                key.into(),
+                rows.iter()
+                    .map(|r| get(r).and_then(AttrValue::as_f64))
+                    .collect::<Vec<_>>(),
+            ),
+            Kind::Bool => Column::new(
+                key.into(),
+                rows.iter()
+                    .map(|r| match get(r) {
+                        Some(AttrValue::Bool(v)) => Some(*v),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            Kind::Str => Column::new(
+                key.into(),
+                rows.iter()
+                    .map(|r| get(r).map(ToString::to_string))
+                    .collect::<Vec<_>>(),
+            ),
+        };
+        columns.push(column);
+    }
+    Ok(DataFrame::new(rows.len(), columns)?)
+}
