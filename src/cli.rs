@@ -52,7 +52,16 @@ pub enum Command {
     /// Print one trace as a waterfall.
     #[command(after_help = ANALYZE_EXIT_CODES)]
     Trace(TraceArgs),
+    /// Compare a candidate run with a baseline, span name by span name; fail on a slowdown.
+    #[command(after_help = COMPARE_EXIT_CODES)]
+    Compare(CompareArgs),
 }
+
+const COMPARE_EXIT_CODES: &str = "\
+Exit codes:
+  0    no span name got slower by more than the minimum effect
+  1    at least one regression
+  2    usage or tool error (a side unreadable, Tempo unreachable, nothing in common)";
 
 const ANALYZE_EXIT_CODES: &str = "\
 Exit codes:
@@ -274,7 +283,7 @@ pub struct SourceArgs {
 }
 
 /// Which traces to take from Tempo.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct TempoQueryArgs {
     /// Search the last DURATION (e.g. 30m, 2h, 3d).
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
@@ -371,4 +380,71 @@ pub struct TraceArgs {
     /// Width of the time axis, columns.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u16).range(10..=400))]
     pub width: u16,
+}
+
+/// Output format of `compare`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareFormat {
+    /// Terminal table.
+    Table,
+    /// GitHub-flavoured Markdown.
+    Markdown,
+    /// JSON (schema neuro-batch.compare/v1).
+    Json,
+}
+
+/// Arguments of `neuro-batch compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The baseline run: a span table saved with `analyze --save-table`, a trace file or a run's
+    /// OUTPUT_DIR, or (with --tempo) a batch id.
+    #[arg(long, value_name = "RUN")]
+    pub baseline: String,
+    /// The candidate run, in the same forms.
+    #[arg(long, value_name = "RUN")]
+    pub candidate: String,
+    /// Grafana Tempo for batch ids [URL default: http://localhost:3200].
+    #[arg(long, value_name = "URL", num_args = 0..=1,
+          default_missing_value = neuro_batch_analysis::DEFAULT_TEMPO_URL)]
+    pub tempo: Option<String>,
+    /// Search window and filters for batch ids in Tempo (--batch-id is ignored: each side
+    /// names its own).
+    #[command(flatten)]
+    pub window: TempoQueryArgs,
+    /// Per-request timeout for Tempo, seconds.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// Significance level (Benjamini-Hochberg corrected across span names).
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Smallest slowdown that counts, in percent (e.g. 5 or 5%).
+    #[arg(long, default_value = "5", value_parser = parse_percent, value_name = "PERCENT")]
+    pub min_effect: f64,
+    /// Compare duration per unit of this attribute (e.g. file.size_mb: ms per MB), for runs
+    /// whose inputs differ.
+    #[arg(long, value_name = "KEY")]
+    pub normalize_by: Option<String>,
+    /// Only these span names (default: every name in both runs).
+    #[arg(long, num_args = 1.., value_name = "NAME")]
+    pub spans: Vec<String>,
+    /// Output format (with GITHUB_STEP_SUMMARY set, Markdown is also appended there).
+    #[arg(long, value_enum, default_value_t = CompareFormat::Table)]
+    pub format: CompareFormat,
+    /// Also write JUnit XML here: one test case per span name, a regression is a failure.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+}
+
+/// `5`, `5%` or `12.5 %` as a fraction.
+fn parse_percent(text: &str) -> Result<f64, String> {
+    let v: f64 = text
+        .trim()
+        .trim_end_matches('%')
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a percentage"))?;
+    if !(0.0..1000.0).contains(&v) {
+        return Err(format!("{text:?} is outside 0-1000 %"));
+    }
+    Ok(v / 100.0)
 }

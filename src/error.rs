@@ -11,8 +11,10 @@ use std::fmt;
 pub enum ExitCode {
     /// Every selected input succeeded (or was already done).
     Success = 0,
-    /// Some inputs failed; the others finished.
+    /// Some inputs failed; the others finished (`compare`: a regression was found).
     SomeFailed = 1,
+    /// `compare` only: usage or tool error, distinct from a regression.
+    CompareError = 2,
     /// The requested analysis level is not implemented (`group`).
     LevelNotImplemented = 17,
     /// The filters selected no input.

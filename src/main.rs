@@ -10,8 +10,14 @@ fn main() -> std::process::ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
+            // `compare` promises CI scripts 0/1/2: its usage errors are 2, not 64.
+            let usage = if std::env::args().nth(1).as_deref() == Some("compare") {
+                ExitCode::CompareError
+            } else {
+                ExitCode::Usage
+            };
             return if e.use_stderr() {
-                std::process::ExitCode::from(ExitCode::Usage.code())
+                std::process::ExitCode::from(usage.code())
             } else {
                 std::process::ExitCode::SUCCESS
             };

@@ -89,6 +89,36 @@ fn compose_file_matches_the_compose_specification() {
 }
 
 #[test]
+fn the_perf_regression_workflow_is_a_valid_github_workflow() {
+    let Some(checker) = common::require_tool("check-jsonschema", "CHECK_JSONSCHEMA") else {
+        return;
+    };
+    let out = std::process::Command::new(checker)
+        .args(["--builtin-schema", "vendor.github-workflows"])
+        .arg(root().join(".github/workflows/perf-regression.yml"))
+        .output()
+        .expect("run check-jsonschema");
+    assert!(
+        out.status.success(),
+        "check-jsonschema: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The commands it runs exist with these options.
+    let workflow =
+        std::fs::read_to_string(root().join(".github/workflows/perf-regression.yml")).unwrap();
+    for needle in [
+        "compare --baseline",
+        "--candidate",
+        "--junit",
+        "--save-table",
+        "synth",
+    ] {
+        assert!(workflow.contains(needle), "{needle}");
+    }
+}
+
+#[test]
 fn ports_and_endpoints_line_up_with_the_code() {
     let compose = yaml("docker-compose.yml");
     let collector = published(&compose, "otel-collector");

@@ -5,6 +5,7 @@
 //! attributes) → per-name figures, attribute ranking, slowest traces and failures
 //! ([`report::build`]) → a renderer ([`render`]).
 
+pub mod compare;
 pub mod critical_path;
 pub mod otlp_json;
 pub mod rank;

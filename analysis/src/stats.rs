@@ -228,6 +228,26 @@ pub fn hodges_lehmann(a: &[f64], b: &[f64]) -> f64 {
     median(&diffs)
 }
 
+/// The Hodges-Lehmann shift from `a` to `b` with its distribution-free confidence interval
+/// (Moses' interval, level 1 − alpha: the order statistics of the pairwise differences that the
+/// Mann-Whitney distribution puts at alpha/2 in each tail, normal approximation):
+/// `(estimate, low, high)`; `None` when a sample is empty.
+pub fn hodges_lehmann_ci(a: &[f64], b: &[f64], alpha: f64) -> Option<(f64, f64, f64)> {
+    if a.is_empty() || b.is_empty() {
+        return None;
+    }
+    let mut diffs: Vec<f64> = a
+        .iter()
+        .flat_map(|x| b.iter().map(move |y| y - x))
+        .collect();
+    diffs.sort_by(f64::total_cmp);
+    let (n1, n2) = (a.len() as f64, b.len() as f64);
+    let z = Normal::standard().inverse_cdf(1.0 - alpha / 2.0);
+    let k = (n1 * n2 / 2.0 - z * (n1 * n2 * (n1 + n2 + 1.0) / 12.0).sqrt()).floor();
+    let k = (k.max(1.0) as usize).min(diffs.len());
+    Some((quantile(&diffs, 0.5), diffs[k - 1], diffs[diffs.len() - k]))
+}
+
 #[cfg(test)]
 mod tests {
     //! Reference values from SciPy 1.17.1 (`mannwhitneyu`, `spearmanr`, `kruskal`,
@@ -301,6 +321,26 @@ mod tests {
         for (a, b) in q.iter().zip([0.025, 0.05, 0.05, 0.025, 0.5]) {
             close(*a, b, 1e-12);
         }
+    }
+
+    #[test]
+    fn moses_interval_brackets_the_shift() {
+        let a: Vec<f64> = (0..20).map(f64::from).collect();
+        let b: Vec<f64> = a.iter().map(|x| x + 5.0).collect();
+        let (est, lo, hi) = hodges_lehmann_ci(&a, &b, 0.05).unwrap();
+        close(est, 5.0, 1e-12);
+        assert!(
+            lo < 5.0 && hi > 5.0 && lo > -3.0 && hi < 13.0,
+            "[{lo}, {hi}]"
+        );
+        // n1 = n2 = 20: k = floor(200 - 1.96 * sqrt(400 * 41 / 12)) = 127, so the interval is
+        // the 127th smallest and largest of the 400 differences.
+        let mut d: Vec<f64> = a
+            .iter()
+            .flat_map(|x| b.iter().map(move |y| y - x))
+            .collect();
+        d.sort_by(f64::total_cmp);
+        assert_eq!((lo, hi), (d[126], d[400 - 127]));
     }
 
     #[test]

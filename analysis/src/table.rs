@@ -160,6 +160,18 @@ impl SpanTable {
         })
     }
 
+    /// The rows of any of these span names.
+    pub fn of_names(&self, names: &[String]) -> Result<SpanTable, TableError> {
+        let mask: BooleanChunked = self
+            .strings(NAME)?
+            .iter()
+            .map(|n| Some(n.as_ref().is_some_and(|n| names.contains(n))))
+            .collect();
+        Ok(SpanTable {
+            df: self.df.filter(&mask)?,
+        })
+    }
+
     /// The root rows (one per trace whose tree is known).
     pub fn roots(&self) -> Result<SpanTable, TableError> {
         let mask = self.df.column(IS_ROOT)?.bool()?.clone();

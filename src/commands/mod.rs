@@ -1,6 +1,7 @@
 //! The subcommands: each turns parsed arguments into work and an exit code.
 
 mod analyze;
+mod compare;
 mod qc;
 mod run;
 mod slurm;
@@ -43,6 +44,12 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Analyze(args) => {
             let telemetry = Telemetry::logs_only(globals.verbosity, globals.log_format);
             let result = analyze::analyze(args);
+            telemetry.shutdown();
+            result
+        }
+        Command::Compare(args) => {
+            let telemetry = Telemetry::logs_only(globals.verbosity, globals.log_format);
+            let result = compare::compare(args);
             telemetry.shutdown();
             result
         }

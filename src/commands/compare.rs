@@ -1,0 +1,125 @@
+//! `neuro-batch compare`: the CI performance gate.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, anyhow};
+use neuro_batch_analysis::compare::{self, CompareOptions, CompareReport};
+use neuro_batch_analysis::{SourceInfo, SpanTable, render};
+
+use super::analyze::emit;
+use super::source;
+use crate::cli::{CompareArgs, CompareFormat, SourceArgs};
+use crate::error::{ExitCode, Failure};
+
+pub(super) fn compare(args: CompareArgs) -> Result<ExitCode, Failure> {
+    gate(args).map_err(|f| Failure::new(ExitCode::CompareError, f.error))
+}
+
+fn gate(args: CompareArgs) -> Result<ExitCode, Failure> {
+    let (baseline, base_info) = side(&args.baseline, &args)?;
+    let (candidate, cand_info) = side(&args.candidate, &args)?;
+    let options = CompareOptions {
+        alpha: args.alpha,
+        min_effect: args.min_effect,
+        normalize_by: args.normalize_by.clone(),
+        ..CompareOptions::default()
+    };
+    let (baseline, candidate) = if args.spans.is_empty() {
+        (baseline, candidate)
+    } else {
+        (
+            only(&baseline, &args.spans)?,
+            only(&candidate, &args.spans)?,
+        )
+    };
+    let spans = compare::compare(&baseline, &candidate, &options)
+        .map_err(|e| Failure::new(ExitCode::Software, e))?;
+    if spans.is_empty() {
+        return Err(Failure::new(
+            ExitCode::NoInputs,
+            anyhow!("the two runs have no span name in common"),
+        ));
+    }
+    let report = CompareReport::new(base_info, cand_info, &options, spans);
+    let text = match args.format {
+        CompareFormat::Table => render::compare_terminal(&report, 140),
+        CompareFormat::Markdown => render::compare_markdown(&report),
+        CompareFormat::Json => serde_json::to_string_pretty(&report).context("JSON")? + "\n",
+    };
+    emit(&text, None)?;
+    if let Some(path) = &args.junit {
+        let xml = render::compare_junit(&report).context("JUnit XML")?;
+        emit(&xml, Some(path))?;
+    }
+    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
+        append(Path::new(&summary), &render::compare_markdown(&report))?;
+    }
+    Ok(if report.regressions.is_empty() {
+        ExitCode::Success
+    } else {
+        ExitCode::SomeFailed
+    })
+}
+
+/// One side: a saved span table, the local store, or a batch id in Tempo.
+fn side(spec: &str, args: &CompareArgs) -> Result<(SpanTable, SourceInfo), Failure> {
+    let path = Path::new(spec);
+    let tool = |e: anyhow::Error| Failure::new(ExitCode::CompareError, e);
+    if path.is_file() && is_arrow_ipc(path) {
+        let table = SpanTable::load(path).map_err(|e| tool(e.into()))?;
+        let info = SourceInfo {
+            kind: "table".into(),
+            detail: path.display().to_string(),
+            spans: table.len(),
+            ..SourceInfo::default()
+        };
+        return Ok((table, info));
+    }
+    let source_args = SourceArgs {
+        traces: vec![path.to_path_buf()],
+        all_runs: false,
+        tempo: args.tempo.clone(),
+        timeout: args.timeout,
+    };
+    let loaded = if path.exists() {
+        source::from_store(&source_args)?
+    } else if let Some(url) = &args.tempo {
+        let mut window = args.window.clone();
+        window.batch_id = Some(spec.to_owned());
+        source::from_tempo(url, &source_args, &window)?
+    } else {
+        return Err(tool(anyhow!(
+            "{spec}: no such file or directory (a batch id needs --tempo)"
+        )));
+    };
+    let table = SpanTable::build(loaded.spans).map_err(|e| tool(e.into()))?;
+    let mut info = loaded.info;
+    info.spans = table.len();
+    Ok((table, info))
+}
+
+/// Arrow IPC files start with the magic `ARROW1`.
+fn is_arrow_ipc(path: &Path) -> bool {
+    let mut magic = [0u8; 6];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .is_ok_and(|()| &magic == b"ARROW1")
+}
+
+/// The rows of the named spans only.
+fn only(table: &SpanTable, names: &[String]) -> Result<SpanTable, Failure> {
+    table
+        .of_names(names)
+        .map_err(|e| Failure::new(ExitCode::Software, e))
+}
+
+fn append(path: &Path, text: &str) -> Result<(), Failure> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .with_context(|| format!("cannot append to GITHUB_STEP_SUMMARY {}", path.display()))
+        .map_err(|e| Failure::new(ExitCode::CompareError, e))
+}

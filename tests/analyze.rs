@@ -1,0 +1,256 @@
+//! `neuro-batch analyze` and `neuro-batch trace`, end to end: on the local trace store of a
+//! real run, and against captured Tempo responses served on 127.0.0.1.
+
+mod common;
+#[path = "../analysis/tests/common/replay.rs"]
+mod replay;
+
+use std::path::Path;
+
+use common::{neuro_batch, run, synth};
+use replay::{Replay, Reply, captured};
+use serde_json::Value;
+
+fn output(cmd: &mut assert_cmd::Command) -> (i32, String, String) {
+    let out = cmd.output().expect("spawn neuro-batch");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn analyze(args: &[&str]) -> (i32, String, String) {
+    output(neuro_batch().arg("analyze").args(args))
+}
+
+/// A run over 24 phantoms whose volumes differ up to 64-fold in voxels, with sub-05's file cut
+/// short.
+fn varied_run(dir: &Path) -> std::path::PathBuf {
+    let bids = dir.join("bids");
+    let out = dir.join("out");
+    synth(
+        &bids,
+        &[
+            "--subjects",
+            "24",
+            "--shape",
+            "48,56,48",
+            "--size-jitter",
+            "0.6",
+            "--seed",
+            "3",
+        ],
+    );
+    let broken = bids.join("sub-05/anat/sub-05_T1w.nii.gz");
+    let bytes = std::fs::read(&broken).unwrap();
+    std::fs::write(&broken, &bytes[..bytes.len() / 3]).unwrap();
+    let (code, _, stderr) = run(&bids, &out, &["--threads", "1"]);
+    assert_eq!(code, 1, "one subject fails: {stderr}");
+    out
+}
+
+#[test]
+fn the_store_report_ranks_file_size_first_for_size_driven_stages_and_finds_the_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = varied_run(dir.path());
+    let table = dir.path().join("spans.arrow");
+    let (code, stdout, stderr) = analyze(&[
+        "--traces",
+        out.to_str().unwrap(),
+        "--format",
+        "json",
+        "--save-table",
+        table.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["schema"], "neuro-batch.analyze/v1");
+    assert_eq!(report["source"]["traces"], 24);
+    assert!(table.is_file(), "--save-table wrote the span table");
+
+    for stage in [
+        "skull_strip",
+        "bias_correction",
+        "normalization",
+        "load_file",
+    ] {
+        let top = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["span"] == stage)
+            .unwrap_or_else(|| panic!("no finding for {stage}"));
+        assert_eq!(
+            top["attribute"], "file.size_mb",
+            "{stage}: {}",
+            top["headline"]
+        );
+        let rho = top["rho"].as_f64().unwrap();
+        assert!(rho > 0.5, "{stage}: ρ = {rho}");
+        assert_eq!(top["significant"], true, "{}", top["headline"]);
+        assert!(top["slope_ms_per_unit"].as_f64().unwrap() > 0.0);
+        assert!(
+            top["groups"].as_array().unwrap().len() >= 3,
+            "several size buckets"
+        );
+    }
+
+    let failures = report["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0]["label"], "05");
+    assert_eq!(failures[0]["span"], "load_file");
+    assert!(
+        failures[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("sub-05_T1w.nii.gz")
+    );
+
+    // Every span name gets exact percentiles; critical-path shares add up to 1.
+    let spans = report["spans"].as_array().unwrap();
+    for s in spans {
+        assert!(s["p50_ms"].as_f64().unwrap() <= s["p95_ms"].as_f64().unwrap());
+        assert!(s["p95_ms"].as_f64().unwrap() <= s["max_ms"].as_f64().unwrap());
+    }
+    let critical: f64 = spans
+        .iter()
+        .map(|s| s["critical_path_share"].as_f64().unwrap())
+        .sum();
+    assert!((critical - 1.0).abs() < 1e-9, "{critical}");
+    let slowest = report["slowest"].as_array().unwrap();
+    assert_eq!(slowest.len(), 10);
+    assert!(slowest[0]["duration_ms"].as_f64() >= slowest[9]["duration_ms"].as_f64());
+
+    // The other formats draw the same report.
+    let (code, text, _) = analyze(&["--traces", out.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(text.contains("What explains it") && text.contains("file.size_mb explains"));
+    assert!(text.contains("Failures (1)"));
+    let (_, md, _) = analyze(&["--traces", out.to_str().unwrap(), "--format", "markdown"]);
+    assert!(md.contains("### What explains it") && md.contains("| span "));
+    let (_, csv, _) = analyze(&["--traces", out.to_str().unwrap(), "--format", "csv"]);
+    assert!(csv.starts_with("span,attribute,kind,count,explained,rho,"));
+    assert!(csv.lines().count() > 5);
+    let html = dir.path().join("report.html");
+    let (code, _, _) = analyze(&[
+        "--traces",
+        out.to_str().unwrap(),
+        "--format",
+        "html",
+        "--output",
+        html.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>") && page.matches("<svg").count() >= 3);
+    assert!(!page.contains("src=\"http"), "self-contained");
+
+    // One trace as a waterfall.
+    let id = failures[0]["trace_id"].as_str().unwrap();
+    let (code, text, stderr) = output(neuro_batch().args(["trace", id, "--traces"]).arg(&out));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(text.starts_with(&format!("trace {id}")));
+    assert!(text.contains("process_subject") && text.contains("  load_file"));
+    assert!(text.contains("ERROR"));
+}
+
+#[test]
+fn analyze_over_tempo_uses_what_tempo_has_and_says_what_is_missing() {
+    let tempo = Replay::start(replay::run1);
+    let (code, stdout, stderr) = analyze(&[
+        "--tempo",
+        &tempo.url,
+        "--start",
+        "1795494143",
+        "--end",
+        "2026-11-24T04:26:25Z",
+        "--label",
+        "subject.id",
+        "--min-count",
+        "3",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["source"]["kind"], "tempo");
+    assert_eq!(report["source"]["traces"], 2);
+    let notes = report["source"]["notes"].to_string();
+    assert!(notes.contains("4 of 6 traces"), "{notes}");
+    assert_eq!(report["failures"][0]["label"], "sub-04");
+    assert_eq!(report["failures"][0]["span"], "bias_correction");
+    // The search asked for the subject roots of the service, in the given window.
+    let seen = tempo.seen.lock().unwrap().clone();
+    let search = seen.iter().find(|s| s.path == "/api/search").unwrap();
+    assert_eq!(
+        search.query["q"],
+        r#"{resource.service.name="neuro-batch" && name="process_subject"}"#
+    );
+    assert_eq!(search.query["start"], "1795494143");
+    assert_eq!(search.query["end"], "1795494385");
+
+    let (code, text, stderr) = output(neuro_batch().args([
+        "trace",
+        "bdd640fb06671ad11c80317fa3b1799d",
+        "--tempo",
+        &tempo.url,
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(text.lines().count(), 1 + 22);
+    assert!(
+        text.contains("      skull_strip"),
+        "nested three deep:\n{text}"
+    );
+}
+
+#[test]
+fn tempo_problems_have_their_own_exit_codes_and_messages() {
+    let malformed = Replay::start(|_| captured("search_traceql_malformed.txt"));
+    let (code, _, stderr) = analyze(&["--tempo", &malformed.url, "--query", "{span.x &&"]);
+    assert_eq!(code, 69, "{stderr}");
+    assert!(
+        stderr.contains("invalid TraceQL query: parse error"),
+        "{stderr}"
+    );
+
+    let empty = Replay::start(|_| captured("search_traceql_window_in_past.json"));
+    let (code, _, stderr) = analyze(&["--tempo", &empty.url, "--since", "2h"]);
+    assert_eq!(code, 18, "{stderr}");
+    assert!(stderr.contains("try again in a minute"), "{stderr}");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (code, _, stderr) = analyze(&[
+        "--tempo",
+        &format!("http://127.0.0.1:{port}"),
+        "--timeout",
+        "2",
+    ]);
+    assert_eq!(code, 69, "{stderr}");
+    assert!(stderr.contains("cannot reach Tempo"), "{stderr}");
+
+    let missing = Replay::start(|_| Reply::status(404));
+    let (code, _, stderr) = output(neuro_batch().args([
+        "trace",
+        "0123456789abcdef0123456789abcdef",
+        "--tempo",
+        &missing.url,
+    ]));
+    assert_eq!(code, 18, "{stderr}");
+    assert!(stderr.contains("is not in Tempo"), "{stderr}");
+
+    let (code, _, stderr) = analyze(&[]);
+    assert_eq!(code, 64, "{stderr}");
+    assert!(stderr.contains("--traces OUTPUT_DIR"), "{stderr}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("traces-x.jsonl");
+    std::fs::write(&bad, "{\"resourceSpans\": 3}\n").unwrap();
+    let (code, _, stderr) = analyze(&["--traces", bad.to_str().unwrap()]);
+    assert_eq!(code, 66, "{stderr}");
+    assert!(stderr.contains("traces-x.jsonl:1"), "{stderr}");
+}
