@@ -133,7 +133,14 @@ fn store_100k(c: &mut Criterion) {
 }
 
 fn tempo_per_trace(c: &mut Criterion) {
-    // Every id answers with the captured sub-01 trace (22 spans, 9.8 KB of v2 JSON).
+    // Our side of a trace fetch: decoding the captured v2 body (22 spans, 9.8 KB).
+    let body = replay::body("trace_v2_json.json");
+    c.bench_function("decode_tempo_trace_v2", |b| {
+        b.iter(|| neuro_batch_analysis::otlp_json::decode(&body).unwrap())
+    });
+    // Whole fetches over loopback. Every id answers with the captured sub-01 trace. The replay
+    // server (tiny_http) does not set TCP_NODELAY, so each sequential request can stall on a
+    // delayed ACK; Tempo (Go net/http) sets it.
     let tempo = replay::Replay::start(|_| replay::captured("trace_v2_json.json"));
     let client = TempoClient::new(&tempo.url, Duration::from_secs(10), Retry::default()).unwrap();
     let ids: Vec<String> = (0..200u32).map(|i| format!("{i:032x}")).collect();

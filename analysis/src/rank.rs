@@ -7,8 +7,9 @@
 //!   the rank analogue of ρ²), with per-value percentiles and a Mann-Whitney U test of each value
 //!   against the rest (rank-biserial effect size).
 //!
-//! p-values are Benjamini-Hochberg corrected over every test made; findings are ordered by
-//! explained share.
+//! Failed spans are left out: how long a failure took says nothing about how long the work
+//! takes. p-values are Benjamini-Hochberg corrected over every test made; findings are ordered
+//! by explained share.
 
 use std::collections::BTreeMap;
 
@@ -105,7 +106,7 @@ pub fn rank(table: &SpanTable, options: &RankOptions) -> Result<Vec<Finding>, Ta
         .collect();
     let mut findings = Vec::new();
     for name in table.span_names()? {
-        let rows = table.of_name(&name)?;
+        let rows = table.of_name(&name)?.without_errors()?;
         if rows.len() < options.min_count {
             continue;
         }
@@ -261,7 +262,10 @@ fn trim(v: f64) -> String {
     if v >= 1.0 {
         format!("{v:.0}")
     } else {
-        format!("{v}")
+        sig3(v)
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_owned()
     }
 }
 

@@ -160,6 +160,14 @@ impl SpanTable {
         })
     }
 
+    /// The rows whose status is not error.
+    pub fn without_errors(&self) -> Result<SpanTable, TableError> {
+        let mask = self.df.column(STATUS)?.str()?.not_equal("error");
+        Ok(SpanTable {
+            df: self.df.filter(&mask)?,
+        })
+    }
+
     /// The rows of any of these span names.
     pub fn of_names(&self, names: &[String]) -> Result<SpanTable, TableError> {
         let mask: BooleanChunked = self

@@ -3,6 +3,7 @@
 //! shares).
 
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::sections::{sections, source_line};
 use crate::rank::Finding;
@@ -155,6 +156,7 @@ fn scatter(f: &Finding, table: &SpanTable) -> Result<String, HtmlError> {
                 .legend(|(x, y)| PathElement::new([(x, y), (x + 15, y)], RED));
             chart
                 .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
                 .draw()
@@ -187,19 +189,22 @@ fn bucket_bars(f: &Finding) -> Result<String, HtmlError> {
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_labels(n.max(1))
-            .x_label_formatter(&|v| {
-                let i = (*v - 0.5).round();
-                if (v - 0.5 - i).abs() < 1e-6 && i >= 0.0 {
-                    labels.get(i as usize).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            })
+            .x_labels(0)
             .x_desc(format!("{} ({})", f.attribute, f.unit.trim()))
             .y_desc("ms")
             .draw()
             .map_err(plot_err)?;
+        // Bucket names under their bars, placed in pixels (the axis labels of plotters fall on
+        // round numbers, not on bar centres).
+        let label_style = ("sans-serif", 12)
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Center, VPos::Top));
+        for (i, label) in labels.iter().enumerate() {
+            let (x, y) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
+            root.draw(&Text::new(label.clone(), (x, y + 4), label_style.clone()))
+                .map_err(plot_err)?;
+        }
         for (i, g) in f.groups.iter().enumerate() {
             let x = i as f64;
             chart
@@ -237,36 +242,36 @@ fn critical_path_plot(report: &Report) -> Result<String, HtmlError> {
             .caption("share of the critical path", ("sans-serif", 16))
             .margin(10)
             .x_label_area_size(30)
-            .y_label_area_size(130)
+            .y_label_area_size(190)
             .build_cartesian_2d(0.0..100.0, 0.0..n as f64)
             .map_err(plot_err)?;
         chart
             .configure_mesh()
             .disable_y_mesh()
-            .y_labels(n)
-            .y_label_formatter(&|v| {
-                let i = (*v - 0.5).round();
-                if (v - 0.5 - i).abs() < 1e-6 && i >= 0.0 {
-                    shares
-                        .get(n - 1 - i as usize)
-                        .map(|s| s.0.to_owned())
-                        .unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            })
+            .y_labels(0)
             .x_desc("% of the summed critical paths")
             .draw()
             .map_err(plot_err)?;
-        chart
-            .draw_series(shares.iter().enumerate().map(|(i, (_, share))| {
-                let y = (n - 1 - i) as f64;
-                Rectangle::new(
+        let label_style = ("sans-serif", 13)
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Right, VPos::Center));
+        for (i, (name, share)) in shares.iter().enumerate() {
+            let y = (n - 1 - i) as f64;
+            chart
+                .draw_series([Rectangle::new(
                     [(0.0, y + 0.15), (share * 100.0, y + 0.85)],
                     GREEN.mix(0.7).filled(),
-                )
-            }))
+                )])
+                .map_err(plot_err)?;
+            let (px, py) = chart.backend_coord(&(0.0, y + 0.5));
+            root.draw(&Text::new(
+                format!("{name} {:.1} %", share * 100.0),
+                (px - 6, py),
+                label_style.clone(),
+            ))
             .map_err(plot_err)?;
+        }
         root.present().map_err(plot_err)?;
     }
     Ok(svg)
