@@ -7,9 +7,7 @@
 //! async hand-off, counts only while the parent is open; one that starts after the parent ended
 //! is left out). Self time is a span's duration minus the union of its clipped children.
 
-use std::collections::HashMap;
-
-use crate::span::Span;
+use crate::span::{Span, Tree};
 
 /// Times of one span within its trace, in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -32,19 +30,10 @@ pub struct TraceTimes {
 /// Computes self time and critical-path time for the spans of one trace. The root is the span
 /// without a parent (or whose parent is missing) that starts first; `None` for no spans.
 pub fn analyze_trace(spans: &[Span]) -> Option<TraceTimes> {
-    let index: HashMap<&str, usize> = spans
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.span_id.as_str(), i))
-        .collect();
-    let mut children: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
-    let mut roots = Vec::new();
-    for (i, s) in spans.iter().enumerate() {
-        match s.parent_id.as_deref().and_then(|p| index.get(p)) {
-            Some(&parent) if parent != i => children[parent].push(i),
-            _ => roots.push(i),
-        }
-    }
+    let Tree {
+        mut children,
+        roots,
+    } = Tree::of(spans);
     let root = *roots.iter().min_by_key(|&&i| spans[i].start_ns)?;
 
     // Clip every span to its parent, top down, over every root's subtree.

@@ -1,6 +1,6 @@
 //! The span model every source decodes into and every analysis reads.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -93,6 +93,35 @@ impl Span {
     /// Duration in milliseconds.
     pub fn duration_ms(&self) -> f64 {
         (self.end_ns - self.start_ns) as f64 / 1e6
+    }
+}
+
+/// The parent-child structure of one trace's spans, by index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tree {
+    /// Children of each span, in the order given.
+    pub children: Vec<Vec<usize>>,
+    /// Spans without a parent, or whose parent is not among the spans.
+    pub roots: Vec<usize>,
+}
+
+impl Tree {
+    /// Links the spans of one trace by their parent ids.
+    pub fn of(spans: &[Span]) -> Tree {
+        let index: HashMap<&str, usize> = spans
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.span_id.as_str(), i))
+            .collect();
+        let mut children = vec![Vec::new(); spans.len()];
+        let mut roots = Vec::new();
+        for (i, s) in spans.iter().enumerate() {
+            match s.parent_id.as_deref().and_then(|p| index.get(p)) {
+                Some(&parent) if parent != i => children[parent].push(i),
+                _ => roots.push(i),
+            }
+        }
+        Tree { children, roots }
     }
 }
 

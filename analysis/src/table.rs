@@ -100,7 +100,8 @@ impl SpanTable {
         let mut rows: Vec<Row> = Vec::new();
         for (_, mut trace) in by_trace {
             trace.sort_by_key(|s| s.start_ns);
-            let tree_known = trace.iter().any(|s| s.parent_id.is_some());
+            // A trace is a tree when its spans link to parents (or it is a single span).
+            let tree_known = trace.len() == 1 || trace.iter().any(|s| s.parent_id.is_some());
             let times = tree_known
                 .then(|| critical_path::analyze_trace(&trace))
                 .flatten();
@@ -111,10 +112,7 @@ impl SpanTable {
             };
             for (i, (span, attributes)) in trace.into_iter().zip(inherited).enumerate() {
                 let t = times.as_ref().map(|t| t.spans[i]);
-                let is_root = match &times {
-                    Some(t) => t.root == i,
-                    None => span.parent_id.is_none() && !tree_known,
-                };
+                let is_root = times.as_ref().is_some_and(|t| t.root == i);
                 rows.push(Row {
                     span,
                     attributes,

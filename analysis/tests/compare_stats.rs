@@ -5,12 +5,17 @@
 //! n = 20 replicates per side, 200 comparisons per scenario.
 
 use neuro_batch_analysis::compare::{CompareOptions, Verdict, compare};
-use neuro_batch_analysis::{Span, SpanTable, Status};
+use neuro_batch_analysis::{AttrValue, Span, SpanTable, Status};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, LogNormal};
 
 fn table(durations_ms: &[f64]) -> SpanTable {
+    sized_table(durations_ms, None)
+}
+
+/// Spans of `skull_strip`, with `file.size_mb` when sizes are given.
+fn sized_table(durations_ms: &[f64], sizes_mb: Option<&[f64]>) -> SpanTable {
     let spans = durations_ms
         .iter()
         .enumerate()
@@ -24,7 +29,9 @@ fn table(durations_ms: &[f64]) -> SpanTable {
             end_ns: (d * 1e6) as i64,
             status: Status::Ok,
             error_message: None,
-            attributes: Default::default(),
+            attributes: sizes_mb
+                .map(|s| [("file.size_mb".to_owned(), AttrValue::Float(s[i]))].into())
+                .unwrap_or_default(),
         })
         .collect();
     SpanTable::build(spans).unwrap()
@@ -69,6 +76,34 @@ fn a_20_percent_slowdown_is_found() {
 fn a_2_percent_slowdown_is_not_a_regression() {
     let [regressions, ..] = verdicts(1.02, 0.1, 3, 200);
     assert_eq!(regressions, 0);
+}
+
+#[test]
+fn bigger_inputs_are_not_a_regression_per_megabyte() {
+    // The candidate's files are twice as large and take twice as long: slower in ms, the same
+    // in ms per MB.
+    let sizes: Vec<f64> = (0..20).map(|i| 10.0 + f64::from(i)).collect();
+    let base: Vec<f64> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| s * (3.0 + (i % 3) as f64 * 0.1))
+        .collect();
+    let big: Vec<f64> = sizes.iter().map(|s| s * 2.0).collect();
+    let cand: Vec<f64> = base.iter().map(|d| d * 2.0).collect();
+    let (b, c) = (
+        sized_table(&base, Some(&sizes)),
+        sized_table(&cand, Some(&big)),
+    );
+    let plain = compare(&b, &c, &CompareOptions::default()).unwrap();
+    assert_eq!(plain[0].verdict, Verdict::Regression);
+    let per_mb = CompareOptions {
+        normalize_by: Some("file.size_mb".into()),
+        ..CompareOptions::default()
+    };
+    let normalised = compare(&b, &c, &per_mb).unwrap();
+    assert_eq!(normalised[0].verdict, Verdict::NoChange);
+    assert_eq!(normalised[0].unit, "ms/MB");
+    assert!((normalised[0].ratio - 1.0).abs() < 1e-9);
 }
 
 #[test]

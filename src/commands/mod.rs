@@ -35,37 +35,23 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
         Command::Run(args) => run::run(args, globals),
         Command::Slurm(args) => slurm::slurm(args, globals),
-        Command::Qc(args) => {
-            let telemetry = Telemetry::logs_only(globals.verbosity, globals.log_format);
-            let result = qc::qc(args);
-            telemetry.shutdown();
-            result
-        }
-        Command::Analyze(args) => {
-            let telemetry = Telemetry::logs_only(globals.verbosity, globals.log_format);
-            let result = analyze::analyze(args);
-            telemetry.shutdown();
-            result
-        }
-        Command::Compare(args) => {
-            let telemetry = Telemetry::logs_only(globals.verbosity, globals.log_format);
-            let result = compare::compare(args);
-            telemetry.shutdown();
-            result
-        }
-        Command::Trace(args) => {
-            let telemetry = Telemetry::logs_only(globals.verbosity, globals.log_format);
-            let result = trace::trace(args);
-            telemetry.shutdown();
-            result
-        }
-        Command::Synth(args) => {
-            let telemetry = Telemetry::logs_only(globals.verbosity, globals.log_format);
-            let result = synth::synth(args);
-            telemetry.shutdown();
-            result
-        }
+        Command::Qc(args) => logs_only(globals, || qc::qc(args)),
+        Command::Analyze(args) => logs_only(globals, || analyze::analyze(args)),
+        Command::Compare(args) => logs_only(globals, || compare::compare(args)),
+        Command::Trace(args) => logs_only(globals, || trace::trace(args)),
+        Command::Synth(args) => logs_only(globals, || synth::synth(args)),
     }
+}
+
+/// Runs a command that only logs (no traces of its own).
+fn logs_only(
+    globals: Globals,
+    command: impl FnOnce() -> Result<ExitCode, Failure>,
+) -> Result<ExitCode, Failure> {
+    let telemetry = Telemetry::logs_only(globals.verbosity, globals.log_format);
+    let result = command();
+    telemetry.shutdown();
+    result
 }
 
 /// A new run id: `<prefix>YYYYMMDDTHHMMSSZ-xxxx` (time, then 16 random bits).

@@ -1,10 +1,8 @@
 //! One trace as a terminal waterfall: the span tree, indented, with a bar on a shared time axis,
 //! the duration and the status.
 
-use std::collections::HashMap;
-
 use crate::rank::fmt_ms;
-use crate::span::{Span, Status};
+use crate::span::{Span, Status, Tree};
 
 /// Draws the trace; `width` is the bar area in columns.
 pub fn waterfall(spans: &[Span], width: usize) -> String {
@@ -13,19 +11,10 @@ pub fn waterfall(spans: &[Span], width: usize) -> String {
     };
     let t1 = spans.iter().map(|s| s.end_ns).max().unwrap_or(t0);
     let total = (t1 - t0).max(1) as f64;
-    let index: HashMap<&str, usize> = spans
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.span_id.as_str(), i))
-        .collect();
-    let mut children: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
-    let mut roots = Vec::new();
-    for (i, s) in spans.iter().enumerate() {
-        match s.parent_id.as_deref().and_then(|p| index.get(p)) {
-            Some(&p) if p != i => children[p].push(i),
-            _ => roots.push(i),
-        }
-    }
+    let Tree {
+        mut children,
+        mut roots,
+    } = Tree::of(spans);
     let by_start = |v: &mut Vec<usize>| v.sort_by_key(|&i| (spans[i].start_ns, spans[i].end_ns));
     by_start(&mut roots);
     children.iter_mut().for_each(by_start);
