@@ -224,3 +224,18 @@ pub fn grafana_link(grafana: &str, trace_id: &str) -> String {
         grafana.trim_end_matches('/')
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::grafana_link;
+
+    #[test]
+    fn grafana_links_open_the_trace_in_explore() {
+        let link = grafana_link("http://localhost:3000/", "00ab");
+        assert!(
+            link.starts_with("http://localhost:3000/explore?schemaVersion=1&panes=%7B%22a%22:%7B")
+        );
+        assert!(link.contains("%22query%22%3A%2200ab%22"), "{link}");
+        assert!(!link.contains(' ') && !link.contains('"'));
+    }
+}
