@@ -77,9 +77,9 @@ pub enum TableError {
 /// One attribute's values over a set of rows.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Values {
-    /// Ints, doubles (and bools as 0/1 are *not* folded in: see `Categorical`).
+    /// Ints and doubles, as doubles.
     Numeric(Vec<Option<f64>>),
-    /// Strings and bools.
+    /// Strings, and bools as `true`/`false`.
     Categorical(Vec<Option<String>>),
 }
 

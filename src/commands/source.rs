@@ -126,12 +126,19 @@ pub(super) fn from_tempo(
     let fetched = tempo::fetch_traces(&client, &ids, query.concurrency as usize, &|| bar.inc(1));
     bar.finish_and_clear();
     if !fetched.missing.is_empty() {
+        let shown: Vec<&str> = fetched.missing.iter().take(5).map(String::as_str).collect();
+        let more = fetched.missing.len() - shown.len();
         notes.push(format!(
             "{} of {} traces found by search were not returned by id (still being written, or \
-             expired): {}",
+             expired): {}{}",
             fetched.missing.len(),
             ids.len(),
-            fetched.missing.join(", ")
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
         ));
     }
     if let Some((id, first)) = fetched.failed.first() {
