@@ -230,7 +230,17 @@ impl SpanTable {
             source,
         };
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-        let tmp = tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new("."))).map_err(io)?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".neuro-batch-tmp-");
+        #[cfg(unix)]
+        {
+            // Ordinary permissions (0666 less the umask), not tempfile's private 0600.
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o666));
+        }
+        let tmp = builder
+            .tempfile_in(dir.unwrap_or(Path::new(".")))
+            .map_err(io)?;
         let mut df = self.df.clone();
         IpcWriter::new(tmp.as_file()).finish(&mut df)?;
         tmp.persist(path).map_err(|e| io(e.error))?;

@@ -9,6 +9,7 @@ use neuro_batch_analysis::{ReportOptions, SpanTable, render, report};
 
 use super::source::{self, Loaded};
 use crate::cli::{AnalyzeArgs, ReportFormat, SourceArgs};
+use crate::derivatives::write_atomic;
 use crate::error::{ExitCode, Failure};
 use crate::telemetry::names;
 
@@ -24,7 +25,7 @@ const DEFAULT_EXCLUDE: [&str; 8] = [
     "error.*",
 ];
 
-/// Among attributes with identical ranks, the one reported.
+/// Attributes that lead their group of collinear attributes, in order of preference.
 const PREFER: [&str; 2] = [names::FILE_SIZE_MB, names::ARRAY_VOXELS];
 
 pub(super) fn analyze(args: AnalyzeArgs) -> Result<ExitCode, Failure> {
@@ -117,13 +118,6 @@ pub(super) fn emit(text: &str, path: Option<&Path>) -> Result<(), Failure> {
             let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
             Ok(())
         }
-        Some(p) => {
-            let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
-            let mut tmp = tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new(".")))
-                .map_err(|e| cannot(e, p))?;
-            tmp.write_all(text.as_bytes()).map_err(|e| cannot(e, p))?;
-            tmp.persist(p).map_err(|e| cannot(e.error, p))?;
-            Ok(())
-        }
+        Some(p) => write_atomic(p, text.as_bytes()).map_err(|e| cannot(e, p)),
     }
 }
