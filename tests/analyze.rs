@@ -7,21 +7,12 @@ mod replay;
 
 use std::path::Path;
 
-use common::{neuro_batch, run, synth};
+use common::{neuro_batch, outcome, run, synth};
 use replay::{Replay, Reply, captured};
 use serde_json::Value;
 
-fn output(cmd: &mut assert_cmd::Command) -> (i32, String, String) {
-    let out = cmd.output().expect("spawn neuro-batch");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn analyze(args: &[&str]) -> (i32, String, String) {
-    output(neuro_batch().arg("analyze").args(args))
+    outcome(neuro_batch().arg("analyze").args(args))
 }
 
 /// A run over 24 phantoms whose volumes differ up to 64-fold in voxels, with sub-05's file cut
@@ -148,7 +139,7 @@ fn the_store_report_ranks_file_size_first_for_size_driven_stages_and_finds_the_f
 
     // One trace as a waterfall.
     let id = failures[0]["trace_id"].as_str().unwrap();
-    let (code, text, stderr) = output(neuro_batch().args(["trace", id, "--traces"]).arg(&out));
+    let (code, text, stderr) = outcome(neuro_batch().args(["trace", id, "--traces"]).arg(&out));
     assert_eq!(code, 0, "{stderr}");
     assert!(text.starts_with(&format!("trace {id}")));
     assert!(text.contains("process_subject") && text.contains("  load_file"));
@@ -190,7 +181,7 @@ fn analyze_over_tempo_uses_what_tempo_has_and_says_what_is_missing() {
     assert_eq!(search.query["start"], "1795494143");
     assert_eq!(search.query["end"], "1795494385");
 
-    let (code, text, stderr) = output(neuro_batch().args([
+    let (code, text, stderr) = outcome(neuro_batch().args([
         "trace",
         "bdd640fb06671ad11c80317fa3b1799d",
         "--tempo",
@@ -234,7 +225,7 @@ fn tempo_problems_have_their_own_exit_codes_and_messages() {
     assert!(stderr.contains("cannot reach Tempo"), "{stderr}");
 
     let missing = Replay::start(|_| Reply::status(404));
-    let (code, _, stderr) = output(neuro_batch().args([
+    let (code, _, stderr) = outcome(neuro_batch().args([
         "trace",
         "0123456789abcdef0123456789abcdef",
         "--tempo",

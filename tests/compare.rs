@@ -4,7 +4,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{neuro_batch, run, sample_data};
+use common::{neuro_batch, outcome, run, sample_data};
 use serde_json::{Value, json};
 
 /// A trace store with one subject trace per duration pair: `process_subject` →
@@ -58,12 +58,7 @@ fn compare(args: &[&str], envs: &[(&str, &Path)]) -> (i32, String, String) {
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    outcome(&mut cmd)
 }
 
 #[test]

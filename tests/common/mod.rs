@@ -19,14 +19,19 @@ pub fn neuro_batch() -> Command {
 
 /// Run `neuro-batch run BIDS OUT participant ARGS...` and return (exit code, stdout, stderr).
 pub fn run(bids: &Path, out: &Path, args: &[&str]) -> (i32, String, String) {
-    let output = neuro_batch()
-        .arg("run")
-        .arg(bids)
-        .arg(out)
-        .arg("participant")
-        .args(args)
-        .output()
-        .expect("spawn neuro-batch");
+    outcome(
+        neuro_batch()
+            .arg("run")
+            .arg(bids)
+            .arg(out)
+            .arg("participant")
+            .args(args),
+    )
+}
+
+/// Run `cmd` and return (exit code, stdout, stderr); -1 when killed by a signal.
+pub fn outcome(cmd: &mut Command) -> (i32, String, String) {
+    let output = cmd.output().expect("spawn neuro-batch");
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).into_owned(),
