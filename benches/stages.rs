@@ -2,13 +2,13 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use neuro_batch::stages::grid::flat;
-use neuro_batch::stages::{Grid, bias_field, normalize, skull_strip};
-use neuro_batch::synth::{PhantomParams, render};
+use neuro_batch::stages::{Grid, bias_correction, normalization, skull_strip};
+use neuro_batch::synth::{PhantomParams, synthesize};
 use std::time::Duration;
 
 fn stages(c: &mut Criterion) {
     let shape = [181, 217, 181];
-    let phantom = render(&PhantomParams {
+    let phantom = synthesize(&PhantomParams {
         shape,
         voxel_mm: [1.0; 3],
         bias: 0.4,
@@ -27,13 +27,15 @@ fn stages(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(10))
         .throughput(Throughput::Elements(grid.len() as u64));
     group.bench_function("skull_strip", |b| {
-        b.iter(|| skull_strip::run(&image, &grid, &skull_strip::Params::default()).expect("mask"))
+        b.iter(|| skull_strip::strip(&image, &grid, &skull_strip::Params::default()).expect("mask"))
     });
     group.bench_function("bias_correction", |b| {
-        b.iter(|| bias_field::run(&image, &mask, &grid, &bias_field::Params::default()))
+        b.iter(|| {
+            bias_correction::correct(&image, &mask, &grid, &bias_correction::Params::default())
+        })
     });
     group.bench_function("normalization", |b| {
-        b.iter(|| normalize::run(&image, &mask, &normalize::Params::default()))
+        b.iter(|| normalization::normalize(&image, &mask, &normalization::Params::default()))
     });
     group.finish();
 }

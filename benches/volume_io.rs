@@ -2,7 +2,7 @@
 //! (int16 in, float32 out), so `.nii` and `.nii.gz` figures compare directly.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use neuro_batch::synth::{PhantomParams, render};
+use neuro_batch::synth::{PhantomParams, synthesize};
 use neuro_batch::volume::{new_header, read_volume, write_image};
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ const N: usize = 256;
 
 fn nifti_io(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let phantom = render(&PhantomParams {
+    let phantom = synthesize(&PhantomParams {
         shape: [N; 3],
         voxel_mm: [1.0; 3],
         bias: 0.3,

@@ -38,6 +38,25 @@ impl ExitCode {
     pub fn code(self) -> u8 {
         self as u8
     }
+
+    /// What the code means, as `--help` prints it.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            ExitCode::Success => "every selected input succeeded (or was already done)",
+            ExitCode::SomeFailed => "some inputs failed; the others finished (see the run report)",
+            ExitCode::CompareError => "compare: usage or tool error",
+            ExitCode::LevelNotImplemented => "analysis level 'group' is not implemented",
+            ExitCode::NoInputs => "the filters selected no input",
+            ExitCode::Usage => "usage error",
+            ExitCode::Unavailable => "a required outside program is missing or refused the work",
+            ExitCode::BadDataset => "BIDS_DIR is missing, unreadable or not a BIDS dataset",
+            ExitCode::Software => "internal error",
+            ExitCode::CannotCreateOutput => "OUTPUT_DIR cannot be created or written",
+            ExitCode::Interrupted => {
+                "interrupted (Ctrl-C); finished work is kept, the report is written"
+            }
+        }
+    }
 }
 
 /// An error that ends the command, with the exit code it maps to.

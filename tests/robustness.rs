@@ -2,19 +2,19 @@
 //! constant, or holding NaN/Inf (the reader sets those to 0, but the stages must cope anyway).
 //! A stage may refuse (an error) or pass the image through; it must not panic.
 
-use neuro_batch::stages::{Grid, bias_field, normalize, skull_strip};
+use neuro_batch::stages::{Grid, bias_correction, normalization, skull_strip};
 
 fn all_stages(image: &[f32], grid: &Grid) {
-    let strip = skull_strip::run(image, grid, &skull_strip::Params::default());
+    let strip = skull_strip::strip(image, grid, &skull_strip::Params::default());
     let mask = match strip {
         Ok(out) => out.mask,
         Err(_) => skull_strip::head_mask(image, grid, &skull_strip::Params::default())
             .unwrap_or_else(|_| vec![1; image.len()]),
     };
     assert_eq!(mask.len(), image.len());
-    let bias = bias_field::run(image, &mask, grid, &bias_field::Params::default());
+    let bias = bias_correction::correct(image, &mask, grid, &bias_correction::Params::default());
     assert_eq!(bias.corrected.len(), image.len());
-    let norm = normalize::run(&bias.corrected, &mask, &normalize::Params::default());
+    let norm = normalization::normalize(&bias.corrected, &mask, &normalization::Params::default());
     assert_eq!(norm.normalized.len(), image.len());
 }
 

@@ -11,6 +11,7 @@ pub mod otlp_json;
 pub mod rank;
 pub mod render;
 pub mod report;
+pub mod source;
 pub mod span;
 pub mod stats;
 pub mod store;
@@ -18,7 +19,8 @@ pub mod summary;
 pub mod table;
 pub mod tempo;
 
-pub use report::{Report, ReportOptions, SourceInfo};
+pub use report::{Report, ReportOptions};
+pub use source::{Source, SourceInfo};
 pub use span::{AttrValue, Span, Status};
 pub use table::SpanTable;
 

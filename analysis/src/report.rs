@@ -4,26 +4,12 @@
 use serde::Serialize;
 
 use crate::rank::{self, Finding, RankOptions};
+use crate::source::SourceInfo;
 use crate::summary::{self, Failure, NameStats, TraceSummary};
 use crate::table::{SpanTable, TableError};
 
 /// Version tag of the report's JSON shape.
 pub const SCHEMA: &str = "neuro-batch.analyze/v1";
-
-/// Where the spans came from.
-#[derive(Debug, Clone, Serialize, PartialEq, Default)]
-pub struct SourceInfo {
-    /// `store`, `tempo` or `table`.
-    pub kind: String,
-    /// Files read, or the Tempo URL and query.
-    pub detail: String,
-    /// Traces analysed.
-    pub traces: usize,
-    /// Spans analysed.
-    pub spans: usize,
-    /// Anything the reader should know about completeness (missing traces, cut-offs).
-    pub notes: Vec<String>,
-}
 
 /// How to build the report.
 #[derive(Debug, Clone)]

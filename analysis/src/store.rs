@@ -6,6 +6,22 @@ use std::path::{Path, PathBuf};
 use crate::otlp_json::{self, DecodeError};
 use crate::span::Span;
 
+/// Folder of an output directory that holds its trace files (and run reports).
+pub const LOGS_DIR: &str = "logs";
+/// Trace file names: `traces-<run id>.jsonl`; run ids sort by time.
+const TRACE_PREFIX: &str = "traces-";
+const TRACE_EXTENSION: &str = ".jsonl";
+
+/// The trace file name of the run `run_id`.
+pub fn trace_file_name(run_id: &str) -> String {
+    format!("{TRACE_PREFIX}{run_id}{TRACE_EXTENSION}")
+}
+
+/// Whether the file name `name` is a trace file's.
+pub fn is_trace_file(name: &str) -> bool {
+    name.starts_with(TRACE_PREFIX) && name.ends_with(TRACE_EXTENSION)
+}
+
 /// Why the trace store could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -50,7 +66,7 @@ pub fn resolve(path: &Path, all_runs: bool) -> Result<Vec<PathBuf>, StoreError> 
     if !path.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
-    let logs = path.join("logs");
+    let logs = path.join(LOGS_DIR);
     let dir = if logs.is_dir() {
         logs
     } else {
@@ -65,7 +81,7 @@ pub fn resolve(path: &Path, all_runs: bool) -> Result<Vec<PathBuf>, StoreError> 
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("traces-") && n.ends_with(".jsonl"))
+                .is_some_and(is_trace_file)
         })
         .collect();
     files.sort();

@@ -125,11 +125,6 @@ impl SpanTable {
         Ok(SpanTable { df: frame(&rows)? })
     }
 
-    /// The polars frame.
-    pub fn frame(&self) -> &DataFrame {
-        &self.df
-    }
-
     /// Number of spans.
     pub fn len(&self) -> usize {
         self.df.height()
@@ -225,26 +220,24 @@ impl SpanTable {
 
     /// Writes the table as an Arrow IPC file (atomically: a temp file renamed into place).
     pub fn save(&self, path: &Path) -> Result<(), TableError> {
-        let io = |source| TableError::Io {
+        let mut df = self.df.clone();
+        neuro_batch_fsutil::write_atomic_with(path, |file| {
+            IpcWriter::new(file)
+                .finish(&mut df)
+                .map_err(std::io::Error::other)
+        })
+        .map_err(|source| TableError::Io {
             path: path.to_path_buf(),
             source,
-        };
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(".neuro-batch-tmp-");
-        #[cfg(unix)]
-        {
-            // Ordinary permissions (0666 less the umask), not tempfile's private 0600.
-            use std::os::unix::fs::PermissionsExt;
-            builder.permissions(std::fs::Permissions::from_mode(0o666));
-        }
-        let tmp = builder
-            .tempfile_in(dir.unwrap_or(Path::new(".")))
-            .map_err(io)?;
-        let mut df = self.df.clone();
-        IpcWriter::new(tmp.as_file()).finish(&mut df)?;
-        tmp.persist(path).map_err(|e| io(e.error))?;
-        Ok(())
+        })
+    }
+
+    /// Whether the file at `path` looks like a saved table (Arrow IPC starts with `ARROW1`).
+    pub fn is_saved(path: &Path) -> bool {
+        let mut magic = [0u8; 6];
+        std::fs::File::open(path)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+            .is_ok_and(|()| &magic == b"ARROW1")
     }
 
     /// Reads a table written by [`SpanTable::save`].

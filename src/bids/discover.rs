@@ -13,12 +13,10 @@ pub struct Dataset {
     pub root: PathBuf,
     /// `Name` from `dataset_description.json`.
     pub name: String,
-    /// `BIDSVersion` from `dataset_description.json`.
-    pub bids_version: String,
 }
 
 /// Which inputs to select. Empty lists select everything.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Filters {
     /// Subject labels, with or without `sub-`.
     pub participants: Vec<String>,
@@ -96,7 +94,6 @@ pub fn open_dataset(root: &Path) -> Result<Dataset, DatasetError> {
     }
     Ok(Dataset {
         name: field("Name").unwrap_or_else(|| "unnamed dataset".into()),
-        bids_version: field("BIDSVersion").unwrap_or_default(),
         root,
     })
 }

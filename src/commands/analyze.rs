@@ -1,15 +1,13 @@
 //! `neuro-batch analyze`: where a batch's time went, and which attributes explain it.
 
-use std::io::Write;
-use std::path::Path;
-
 use anyhow::{Context, anyhow};
+use indicatif::{ProgressBar, ProgressStyle};
 use neuro_batch_analysis::rank::RankOptions;
+use neuro_batch_analysis::source::{self, Progress};
 use neuro_batch_analysis::{ReportOptions, SpanTable, render, report};
 
-use super::source::{self, Loaded};
-use crate::cli::{AnalyzeArgs, ReportFormat, SourceArgs};
-use crate::derivatives::write_atomic;
+use super::{emit, no_source, source_failure};
+use crate::cli::{AnalyzeArgs, ReportFormat};
 use crate::error::{ExitCode, Failure};
 use crate::telemetry::names;
 
@@ -29,7 +27,8 @@ const DEFAULT_EXCLUDE: [&str; 8] = [
 const PREFER: [&str; 2] = [names::FILE_SIZE_MB, names::ARRAY_VOXELS];
 
 pub(super) fn analyze(args: AnalyzeArgs) -> Result<ExitCode, Failure> {
-    let loaded = load(&args.source, &args.window)?;
+    let source = args.source.source(&args.window).ok_or_else(no_source)?;
+    let loaded = source::load(&source, &FetchBar::default()).map_err(source_failure)?;
     let table = SpanTable::build(loaded.spans).map_err(|e| Failure::new(ExitCode::Software, e))?;
     if table.is_empty() {
         return Err(Failure::new(
@@ -73,27 +72,28 @@ pub(super) fn analyze(args: AnalyzeArgs) -> Result<ExitCode, Failure> {
     Ok(ExitCode::Success)
 }
 
-/// Spans from the source the arguments name.
-pub(super) fn load(
-    source_args: &SourceArgs,
-    window: &crate::cli::TempoQueryArgs,
-) -> Result<Loaded, Failure> {
-    match (&source_args.tempo, source_args.traces.is_empty()) {
-        (Some(url), _) => source::from_tempo(url, source_args, window),
-        (None, false) => source::from_store(source_args),
-        (None, true) => Err(no_source()),
-    }
-}
+/// A progress bar for trace fetches from Tempo.
+#[derive(Default)]
+pub(super) struct FetchBar(std::sync::OnceLock<ProgressBar>);
 
-pub(super) fn no_source() -> Failure {
-    Failure::new(
-        ExitCode::Usage,
-        anyhow!(
-            "say where the traces are: --traces OUTPUT_DIR (the local trace store of a run) or \
-             --tempo [URL] (Grafana Tempo, default {})",
-            neuro_batch_analysis::DEFAULT_TEMPO_URL
-        ),
-    )
+impl Progress for FetchBar {
+    fn start(&self, total: usize) {
+        let bar = ProgressBar::new(total as u64).with_style(
+            ProgressStyle::with_template("fetching traces {bar:30} {pos}/{len} {per_sec}")
+                .expect("valid template"),
+        );
+        let _ = self.0.set(bar);
+    }
+    fn tick(&self) {
+        if let Some(bar) = self.0.get() {
+            bar.inc(1);
+        }
+    }
+    fn finish(&self) {
+        if let Some(bar) = self.0.get() {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 fn terminal_width() -> u16 {
@@ -101,23 +101,4 @@ fn terminal_width() -> u16 {
         .ok()
         .and_then(|c| c.parse().ok())
         .unwrap_or(120)
-}
-
-/// Writes to `path` atomically (temp file + rename), or to stdout.
-pub(super) fn emit(text: &str, path: Option<&Path>) -> Result<(), Failure> {
-    let cannot = |e: std::io::Error, p: &Path| {
-        Failure::new(
-            ExitCode::CannotCreateOutput,
-            anyhow!(e).context(format!("cannot write {}", p.display())),
-        )
-    };
-    match path {
-        None => {
-            let mut out = std::io::stdout().lock();
-            // A closed pipe (`| head`) is not an error worth reporting.
-            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-            Ok(())
-        }
-        Some(p) => write_atomic(p, text.as_bytes()).map_err(|e| cannot(e, p)),
-    }
 }

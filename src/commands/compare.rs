@@ -5,11 +5,12 @@ use std::path::Path;
 
 use anyhow::{Context, anyhow};
 use neuro_batch_analysis::compare::{self, CompareOptions, CompareReport};
+use neuro_batch_analysis::source::{self, Source};
 use neuro_batch_analysis::{SourceInfo, SpanTable, render};
 
-use super::analyze::emit;
-use super::source;
-use crate::cli::{CompareArgs, CompareFormat, SourceArgs};
+use super::analyze::FetchBar;
+use super::{emit, source_failure};
+use crate::cli::{CompareArgs, CompareFormat};
 use crate::error::{ExitCode, Failure};
 
 pub(super) fn compare(args: CompareArgs) -> Result<ExitCode, Failure> {
@@ -66,7 +67,7 @@ fn gate(args: CompareArgs) -> Result<ExitCode, Failure> {
 fn side(spec: &str, args: &CompareArgs) -> Result<(SpanTable, SourceInfo), Failure> {
     let path = Path::new(spec);
     let tool = |e: anyhow::Error| Failure::new(ExitCode::CompareError, e);
-    if path.is_file() && is_arrow_ipc(path) {
+    if path.is_file() && SpanTable::is_saved(path) {
         let table = SpanTable::load(path).map_err(|e| tool(e.into()))?;
         let info = SourceInfo {
             kind: "table".into(),
@@ -76,35 +77,23 @@ fn side(spec: &str, args: &CompareArgs) -> Result<(SpanTable, SourceInfo), Failu
         };
         return Ok((table, info));
     }
-    let source_args = SourceArgs {
-        traces: vec![path.to_path_buf()],
-        all_runs: false,
-        tempo: args.tempo.clone(),
-        timeout: args.timeout,
-    };
-    let loaded = if path.exists() {
-        source::from_store(&source_args)?
-    } else if let Some(url) = &args.tempo {
-        let mut window = args.window.clone();
-        window.batch_id = Some(spec.to_owned());
-        source::from_tempo(url, &source_args, &window)?
+    let source = if path.exists() {
+        Source::Store {
+            paths: vec![path.to_path_buf()],
+            all_runs: false,
+        }
+    } else if let Some(server) = args.tempo.server() {
+        Source::Tempo(server, args.window.search(Some(spec)))
     } else {
         return Err(tool(anyhow!(
             "{spec}: no such file or directory (a batch id needs --tempo)"
         )));
     };
+    let loaded = source::load(&source, &FetchBar::default()).map_err(source_failure)?;
     let table = SpanTable::build(loaded.spans).map_err(|e| tool(e.into()))?;
     let mut info = loaded.info;
     info.spans = table.len();
     Ok((table, info))
-}
-
-/// Arrow IPC files start with the magic `ARROW1`.
-fn is_arrow_ipc(path: &Path) -> bool {
-    let mut magic = [0u8; 6];
-    std::fs::File::open(path)
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
-        .is_ok_and(|()| &magic == b"ARROW1")
 }
 
 /// The rows of the named spans only.

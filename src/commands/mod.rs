@@ -1,19 +1,22 @@
-//! The subcommands: each turns parsed arguments into work and an exit code.
+//! The subcommands. Each has one shape: its flags become an options value once (in
+//! [`crate::cli`]), one library call does the work, and the result is rendered and mapped to
+//! an exit code here.
 
 mod analyze;
 mod compare;
 mod qc;
 mod run;
 mod slurm;
-mod source;
 mod synth;
 mod trace;
 
-use crate::bids::{self, Dataset, Discovery, Filters};
-use crate::cli::{AnalysisLevel, Cli, Command, RunArgs};
+use crate::cli::{Cli, Command, RunArgs};
+use crate::engine::batch::BatchError;
 use crate::error::{ExitCode, Failure};
 use crate::telemetry::{LogFormat, Telemetry, TelemetryOptions};
 use anyhow::anyhow;
+use neuro_batch_analysis::source::SourceError;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Options every command shares.
@@ -30,7 +33,7 @@ pub struct Globals {
 pub fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
     let globals = Globals {
         verbosity: cli.verbose,
-        log_format: cli.log_format,
+        log_format: cli.log_format.into(),
     };
     match cli.command {
         Command::Run(args) => run::run(args, globals),
@@ -63,11 +66,6 @@ fn new_run_id(prefix: &str) -> String {
     )
 }
 
-/// `path` made absolute against the working directory.
-fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
-}
-
 /// Telemetry for a command that takes `run`'s options; `default_trace_file` is where traces
 /// go when no OTLP endpoint is configured (`None`: log only).
 fn telemetry_for(
@@ -79,32 +77,63 @@ fn telemetry_for(
         verbosity: globals.verbosity,
         log_format: globals.log_format,
         otlp_endpoint: run.otlp_endpoint.clone(),
-        otlp_protocol: run.otlp_protocol,
-        trace_file: run.trace_file.as_deref().map(absolute),
+        otlp_protocol: run.otlp_protocol.map(Into::into),
+        trace_file: run
+            .trace_file
+            .as_deref()
+            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())),
         default_trace_file,
     })
 }
 
-/// Refuse the `group` level, open BIDS_DIR and discover the inputs `run`'s filters select,
-/// logging discovery's warnings.
-fn discover_inputs(run: &RunArgs) -> Result<(Dataset, Discovery), Failure> {
-    if run.analysis_level == AnalysisLevel::Group {
-        return Err(Failure::new(
-            ExitCode::LevelNotImplemented,
-            anyhow!("analysis level 'group' is not implemented; run 'participant'"),
-        ));
-    }
-    let dataset =
-        bids::open_dataset(&run.bids_dir).map_err(|e| Failure::new(ExitCode::BadDataset, e))?;
-    let filters = Filters {
-        participants: run.participant_label.clone(),
-        sessions: run.session_label.clone(),
-        suffixes: run.suffix.clone(),
+/// The exit code of a run that could not happen.
+fn batch_failure(e: BatchError) -> Failure {
+    let exit = match &e {
+        BatchError::Dataset(_) => ExitCode::BadDataset,
+        BatchError::NoInputs { .. } => ExitCode::NoInputs,
+        BatchError::Output { .. } => ExitCode::CannotCreateOutput,
+        BatchError::Pool(_) => ExitCode::Software,
     };
-    let discovery =
-        bids::discover(&dataset, &filters).map_err(|e| Failure::new(ExitCode::BadDataset, e))?;
-    for warning in &discovery.warnings {
-        tracing::warn!("{warning}");
+    Failure::new(exit, e)
+}
+
+/// The exit code of spans that could not be had.
+fn source_failure(e: SourceError) -> Failure {
+    let exit = match &e {
+        SourceError::Store(_) => ExitCode::BadDataset,
+        SourceError::Tempo(_) | SourceError::NoneFetched { .. } => ExitCode::Unavailable,
+        SourceError::Window { .. } => ExitCode::Usage,
+        SourceError::NotFound(_) => ExitCode::NoInputs,
+    };
+    Failure::new(exit, e)
+}
+
+/// Neither `--traces` nor `--tempo`.
+fn no_source() -> Failure {
+    Failure::new(
+        ExitCode::Usage,
+        anyhow!(
+            "say where the traces are: --traces OUTPUT_DIR (the local trace store of a run) or \
+             --tempo [URL] (Grafana Tempo, default {})",
+            neuro_batch_analysis::DEFAULT_TEMPO_URL
+        ),
+    )
+}
+
+/// Writes to `path` atomically (temp file + rename), or to stdout.
+fn emit(text: &str, path: Option<&Path>) -> Result<(), Failure> {
+    match path {
+        None => {
+            let mut out = std::io::stdout().lock();
+            // A closed pipe (`| head`) is not an error worth reporting.
+            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+            Ok(())
+        }
+        Some(p) => neuro_batch_fsutil::write_atomic(p, text.as_bytes()).map_err(|e| {
+            Failure::new(
+                ExitCode::CannotCreateOutput,
+                anyhow!(e).context(format!("cannot write {}", p.display())),
+            )
+        }),
     }
-    Ok((dataset, discovery))
 }

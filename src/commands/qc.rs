@@ -2,7 +2,7 @@
 
 use crate::cli::QcArgs;
 use crate::error::{ExitCode, Failure};
-use crate::qc::{QcItem, find_items, render};
+use crate::qc::{QcItem, draw, find_items};
 use anyhow::anyhow;
 use rayon::prelude::*;
 
@@ -20,7 +20,7 @@ pub(super) fn qc(args: QcArgs) -> Result<ExitCode, Failure> {
     }
     let failures: Vec<String> = items
         .par_iter()
-        .filter_map(|item| render(item).err().map(|e| e.to_string()))
+        .filter_map(|item| draw(item).err().map(|e| e.to_string()))
         .collect();
     for failure in &failures {
         eprintln!("  FAILED {failure}");

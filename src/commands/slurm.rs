@@ -1,12 +1,14 @@
 //! `neuro-batch slurm`: write or submit an sbatch array whose tasks run one shard each, tied
 //! together by one trace context, and (with --wait) merge their reports.
 
-use super::{Globals, absolute, discover_inputs, new_run_id, telemetry_for};
-use crate::cli::{RunArgs, SlurmArgs};
-use crate::derivatives::{LOGS_DIR, prepare_output_root, write_atomic, write_json_atomic};
+use super::{Globals, batch_failure, new_run_id, telemetry_for};
+use crate::cli::{ExportFlags, SlurmArgs, run_command_line};
+use crate::derivatives::{layout, prepare_output_root};
+use crate::engine::RunConfig;
+use crate::engine::batch::{self, BatchError};
 use crate::error::{ExitCode, Failure};
 use crate::slurm::merge::merge;
-use crate::slurm::script::{ArrayJob, render};
+use crate::slurm::script::ArrayJob;
 use crate::telemetry::names;
 use anyhow::{Context as _, anyhow};
 use opentelemetry::propagation::TextMapPropagator;
@@ -24,43 +26,57 @@ pub(super) fn slurm(args: SlurmArgs, globals: Globals) -> Result<ExitCode, Failu
         ));
     }
     let batch_id = new_run_id("slurm-");
-    let out_root = absolute(&args.run.output_dir);
+    // The tasks pick their shard from SLURM's variables; this process runs none.
+    let config = super::run::config(&args.run)?;
+    let config = RunConfig {
+        shard: None,
+        ..config
+    };
     // Only a submitted job traces (its `batch` span); printing a script logs only.
-    let trace_file = args.submit.then(|| {
-        out_root
-            .join(LOGS_DIR)
-            .join(format!("traces-{batch_id}.jsonl"))
-    });
+    let trace_file = args
+        .submit
+        .then(|| layout::trace_file(&config.output_dir, &batch_id));
     let telemetry = telemetry_for(&args.run, globals, trace_file);
-    let result = slurm_job(&args, &batch_id, &out_root);
+    let result = slurm_job(&args, &config, &batch_id);
     if let Some(warning) = telemetry.shutdown() {
         eprintln!("neuro-batch: warning: {warning}");
     }
     result
 }
 
-fn slurm_job(args: &SlurmArgs, batch_id: &str, out_root: &Path) -> Result<ExitCode, Failure> {
-    let run = &args.run;
-    let (dataset, discovery) = discover_inputs(run)?;
+fn slurm_job(args: &SlurmArgs, config: &RunConfig, batch_id: &str) -> Result<ExitCode, Failure> {
+    let out_root = &config.output_dir;
+    let (dataset, discovery) = batch::discover(config).map_err(batch_failure)?;
     let subjects = discovery.subjects.len();
     if subjects == 0 {
-        return Err(Failure::new(
-            ExitCode::NoInputs,
-            anyhow!("no input in {} matches the filters", dataset.root.display()),
-        ));
+        let filters = &config.filters;
+        return Err(batch_failure(BatchError::NoInputs {
+            root: dataset.root.clone(),
+            suffixes: filters.suffixes.join(","),
+            participants: filters.participants.clone(),
+            sessions: filters.sessions.clone(),
+        }));
     }
     let tasks = args.tasks.map_or(subjects, |t| t as usize).min(subjects);
     let exe = std::env::current_exe().context("cannot locate the neuro-batch executable")?;
+    let task_config = RunConfig {
+        bids_dir: dataset.root.clone(),
+        ..config.clone()
+    };
+    let export = ExportFlags {
+        otlp_endpoint: args.run.otlp_endpoint.clone(),
+        otlp_protocol: args.run.otlp_protocol.map(Into::into),
+    };
     let job = ArrayJob {
         tasks,
         max_parallel: args.max_parallel.map(|k| k as usize),
-        cpus_per_task: run.threads,
-        mem_gb: run.mem_gb,
-        log_dir: out_root.join(LOGS_DIR),
+        cpus_per_task: config.threads,
+        mem_gb: config.mem_gb,
+        log_file: layout::slurm_task_log(out_root),
         sbatch_args: args.sbatch_args.clone(),
-        command: task_command(&exe, &dataset.root, out_root, run),
+        command: run_command_line(&exe, &task_config, &export),
     };
-    let script = render(&job);
+    let script = job.script();
     if !args.submit {
         print!("{script}");
         return Ok(ExitCode::Success);
@@ -69,13 +85,23 @@ fn slurm_job(args: &SlurmArgs, batch_id: &str, out_root: &Path) -> Result<ExitCo
     prepare_output_root(out_root, &dataset)
         .with_context(|| format!("cannot create the output directory {}", out_root.display()))
         .map_err(|e| Failure::new(ExitCode::CannotCreateOutput, e))?;
-    let script_path = out_root
-        .join(LOGS_DIR)
-        .join(format!("neuro-batch-{batch_id}.sbatch"));
-    write_atomic(&script_path, script.as_bytes())
+    let script_path = layout::sbatch_script(out_root, batch_id);
+    neuro_batch_fsutil::write_atomic(&script_path, script.as_bytes())
         .with_context(|| format!("cannot write {}", script_path.display()))
         .map_err(|e| Failure::new(ExitCode::CannotCreateOutput, e))?;
+    submit(args, &script_path, out_root, batch_id, tasks, subjects)
+}
 
+/// Submit the script with sbatch inside a `batch` span whose context every task inherits;
+/// with `--wait`, merge the shard reports.
+fn submit(
+    args: &SlurmArgs,
+    script_path: &Path,
+    out_root: &Path,
+    batch_id: &str,
+    tasks: usize,
+    subjects: usize,
+) -> Result<ExitCode, Failure> {
     let span = tracing::info_span!(parent: None, "batch", batch.id = %batch_id);
     span.set_attribute("slurm.tasks", tasks as i64);
     span.set_attribute("batch.subject_count", subjects as i64);
@@ -94,7 +120,7 @@ fn slurm_job(args: &SlurmArgs, batch_id: &str, out_root: &Path) -> Result<ExitCo
         sbatch.env(key.to_uppercase(), value);
     }
     let output = sbatch
-        .arg(&script_path)
+        .arg(script_path)
         .output()
         .map_err(|e| Failure::new(ExitCode::Unavailable, anyhow!("cannot run sbatch: {e}")))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -123,16 +149,11 @@ fn slurm_job(args: &SlurmArgs, batch_id: &str, out_root: &Path) -> Result<ExitCo
         return Ok(ExitCode::Success);
     }
 
-    let merged = merge(&out_root.join(LOGS_DIR), &job_id, tasks).with_context(|| {
-        format!(
-            "cannot read the shard reports in {}",
-            out_root.join(LOGS_DIR).display()
-        )
-    })?;
-    let summary_path = out_root
-        .join(LOGS_DIR)
-        .join(format!("neuro-batch-slurm-{job_id}.json"));
-    write_json_atomic(&summary_path, &merged)
+    let logs = out_root.join(layout::LOGS_DIR);
+    let merged = merge(&logs, &job_id, tasks)
+        .with_context(|| format!("cannot read the shard reports in {}", logs.display()))?;
+    let summary_path = layout::slurm_summary(out_root, &job_id);
+    neuro_batch_fsutil::write_json_atomic(&summary_path, &merged)
         .with_context(|| format!("cannot write {}", summary_path.display()))
         .map_err(|e| Failure::new(ExitCode::CannotCreateOutput, e))?;
     eprint!("{}", merged.human_summary());
@@ -148,64 +169,4 @@ fn slurm_job(args: &SlurmArgs, batch_id: &str, out_root: &Path) -> Result<ExitCo
         )));
         Ok(ExitCode::SomeFailed)
     }
-}
-
-/// The `neuro-batch run` command line of every task (before `--shard`).
-fn task_command(exe: &Path, bids: &Path, out: &Path, run: &RunArgs) -> Vec<String> {
-    let mut c: Vec<String> = vec![
-        exe.display().to_string(),
-        "run".into(),
-        bids.display().to_string(),
-        out.display().to_string(),
-        "participant".into(),
-    ];
-    let mut list = |flag: &str, values: &[String]| {
-        if !values.is_empty() {
-            c.push(flag.into());
-            c.extend(values.iter().cloned());
-        }
-    };
-    list("--participant-label", &run.participant_label);
-    list("--session-label", &run.session_label);
-    list("--suffix", &run.suffix);
-    let stages = |v: &[crate::stages::Stage]| {
-        v.iter()
-            .map(|s| {
-                clap::ValueEnum::to_possible_value(s)
-                    .expect("stage value")
-                    .get_name()
-                    .to_string()
-            })
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    if !run.stages.is_empty() {
-        c.extend(["--stages".into(), stages(&run.stages)]);
-    }
-    if !run.skip_stages.is_empty() {
-        c.extend(["--skip-stages".into(), stages(&run.skip_stages)]);
-    }
-    if let Some(t) = run.threads {
-        c.extend(["--threads".into(), t.to_string()]);
-    }
-    if let Some(gb) = run.mem_gb {
-        c.extend(["--mem-gb".into(), gb.to_string()]);
-    }
-    if run.overwrite {
-        c.push("--overwrite".into());
-    }
-    if run.save_intermediates {
-        c.push("--save-intermediates".into());
-    }
-    c.extend([
-        "--compression-level".into(),
-        run.compression_level.to_string(),
-    ]);
-    if let Some(endpoint) = &run.otlp_endpoint {
-        c.push(format!("--otlp-endpoint={endpoint}"));
-    }
-    if let Some(p) = run.otlp_protocol {
-        c.extend(["--otlp-protocol".into(), p.as_str().into()]);
-    }
-    c
 }

@@ -2,11 +2,10 @@
 
 use anyhow::anyhow;
 use neuro_batch_analysis::render;
+use neuro_batch_analysis::source;
 use neuro_batch_analysis::span::normalize_trace_id;
-use neuro_batch_analysis::tempo;
 
-use super::analyze::{emit, no_source};
-use super::source;
+use super::{emit, no_source, source_failure};
 use crate::cli::TraceArgs;
 use crate::error::{ExitCode, Failure};
 
@@ -22,25 +21,8 @@ pub(super) fn trace(args: TraceArgs) -> Result<ExitCode, Failure> {
         ));
     }
     let id = normalize_trace_id(&id);
-    let (spans, place) = match (&args.source.tempo, args.source.traces.is_empty()) {
-        (Some(url), _) => {
-            let client = source::client(url, &args.source)?;
-            let spans = tempo::fetch_trace(&client, &id)
-                .map_err(|e| Failure::new(ExitCode::Unavailable, e))?
-                .unwrap_or_default();
-            (spans, format!("Tempo at {url}"))
-        }
-        (None, false) => {
-            let loaded = source::from_store(&args.source)?;
-            let spans = loaded
-                .spans
-                .into_iter()
-                .filter(|s| s.trace_id == id)
-                .collect();
-            (spans, loaded.info.detail)
-        }
-        (None, true) => return Err(no_source()),
-    };
+    let source = args.source.trace_source().ok_or_else(no_source)?;
+    let (spans, place) = source::load_trace(&source, &id).map_err(source_failure)?;
     if spans.is_empty() {
         return Err(Failure::new(
             ExitCode::NoInputs,

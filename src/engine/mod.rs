@@ -1,6 +1,11 @@
 //! The batch engine: plan inputs (with resume decisions), schedule subjects on a rayon pool
 //! under a memory budget, process each file through the stages, and report.
+//!
+//! [`batch`] is the whole run in order (discover → shard → plan → schedule → process →
+//! report); it takes a [`RunConfig`] built once by the CLI and never sees clap types.
 
+pub mod batch;
+pub mod cancel;
 pub mod plan;
 pub mod process;
 pub mod report;
@@ -8,12 +13,23 @@ pub mod resume;
 pub mod scheduler;
 pub mod shard;
 
+use crate::bids::Filters;
 use crate::stages::{Stage, StageSettings};
+use shard::Shard;
+use std::path::PathBuf;
 
-/// Everything that decides what a run computes and how it runs.
-#[derive(Debug, Clone)]
+/// Everything that decides what a run reads, computes and writes, and how it runs.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RunConfig {
-    /// Stages to run, in run order.
+    /// Root of the input BIDS dataset.
+    pub bids_dir: PathBuf,
+    /// Root of the BIDS-Derivatives output (absolute).
+    pub output_dir: PathBuf,
+    /// Which subjects, sessions and suffixes to process.
+    pub filters: Filters,
+    /// Only this shard of the label-sorted subjects.
+    pub shard: Option<Shard>,
+    /// Stages to run, in run order (sorted, no repeats).
     pub stages: Vec<Stage>,
     /// Stage parameters.
     pub settings: StageSettings,
@@ -23,15 +39,34 @@ pub struct RunConfig {
     pub overwrite: bool,
     /// Also write the estimated bias field (`desc-biasfield`).
     pub save_intermediates: bool,
-    /// Worker threads.
-    pub threads: usize,
-    /// Bytes of volumes allowed in flight at once.
-    pub memory_budget_bytes: u64,
+    /// Worker threads; `None`: one per core of the machine the run is on.
+    pub threads: Option<usize>,
+    /// Memory budget for volumes in flight, GB (10^9 bytes); `None`: 75 % of the memory
+    /// available when the run starts.
+    pub mem_gb: Option<f64>,
 }
 
 impl RunConfig {
     /// Whether `stage` is enabled.
     pub fn runs(&self, stage: Stage) -> bool {
         self.stages.contains(&stage)
+    }
+
+    /// Worker threads this run uses.
+    pub fn thread_count(&self) -> usize {
+        self.threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    /// Bytes of volumes allowed in flight at once.
+    pub fn memory_budget_bytes(&self) -> u64 {
+        match self.mem_gb {
+            Some(gb) => (gb * 1e9) as u64,
+            None => {
+                let mut system = sysinfo::System::new();
+                system.refresh_memory();
+                (system.available_memory() as f64 * 0.75) as u64
+            }
+        }
     }
 }

@@ -1,8 +1,9 @@
 //! Turning discovered subjects into jobs: output paths, memory estimates, resume decisions.
 
 use super::RunConfig;
-use super::resume::{Provenance, fingerprint, is_complete, settings_digest};
+use super::resume::{is_complete, settings_digest};
 use crate::bids::{Discovery, Input};
+use crate::derivatives::provenance::{Provenance, fingerprint};
 use crate::derivatives::{OutputPaths, output_paths};
 use crate::stages::Stage;
 use crate::volume;

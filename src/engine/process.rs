@@ -6,30 +6,33 @@
 //! `exception` event, propagated to `process_file` and `process_subject`.
 
 use super::RunConfig;
+use super::cancel::CancelToken;
 use super::plan::{FileJob, SubjectJob};
 use super::report::{FileRecord, FileStatus, StepRecord, SubjectRecord};
-use crate::derivatives::{source_uri, write_json_atomic};
+use crate::derivatives::sidecar::{
+    self, BiasFieldSidecar, MaskSidecar, PreprocSidecar, StepFacts, source_uri,
+};
 use crate::stages::grid::{into_flat, to_array};
-use crate::stages::{Fact, Facts, Grid, Stage, StageError, bias_field, normalize, skull_strip};
+use crate::stages::{
+    Fact, Facts, Grid, Stage, StageError, bias_correction, normalization, skull_strip,
+};
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::{names, usage};
 use crate::volume::{self, HeaderInfo, Volume, VolumeError};
 use nifti::NiftiHeader;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{SpanContext, Status};
-use serde_json::json;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-/// Shared, read-only state for processing.
-pub struct Context<'a> {
+/// Processes subjects: shared, read-only state for every worker.
+pub struct Processor<'a> {
     /// What to compute.
     pub config: &'a RunConfig,
     /// Set by Ctrl-C: stop between steps.
-    pub cancel: &'a AtomicBool,
+    pub cancel: &'a CancelToken,
     /// Ticks once per finished file.
     pub progress: &'a indicatif::ProgressBar,
     /// The run id (`batch.id`).
@@ -93,44 +96,109 @@ impl FileAttributes {
     }
 }
 
-/// Process every file of `job`, in order, as one trace.
-pub fn process_subject(job: &SubjectJob, ctx: &Context) -> SubjectRecord {
-    let start = Instant::now();
-    let span = tracing::info_span!(parent: None, names::PROCESS_SUBJECT, bids.subject = %job.label);
-    span.set_attribute(names::BIDS_SESSIONS, job.sessions.join(","));
-    span.set_attribute(names::SUBJECT_FILE_COUNT, job.files.len() as i64);
-    span.set_attribute(names::BATCH_ID, ctx.batch_id.to_string());
-    if let Some(link) = ctx.batch_link {
-        span.add_link(link.clone());
+impl Processor<'_> {
+    /// Process every file of `job`, in order, as one trace.
+    pub fn subject(&self, job: &SubjectJob) -> SubjectRecord {
+        let start = Instant::now();
+        let span =
+            tracing::info_span!(parent: None, names::PROCESS_SUBJECT, bids.subject = %job.label);
+        span.set_attribute(names::BIDS_SESSIONS, job.sessions.join(","));
+        span.set_attribute(names::SUBJECT_FILE_COUNT, job.files.len() as i64);
+        span.set_attribute(names::BATCH_ID, self.batch_id.to_string());
+        if let Some(link) = self.batch_link {
+            span.add_link(link.clone());
+        }
+        let files: Vec<FileRecord> =
+            span.in_scope(|| job.files.iter().map(|f| self.file(f)).collect());
+        span.set_attribute(names::PROCESS_PEAK_RSS_MB, usage::peak_rss_mb());
+        let failed = files
+            .iter()
+            .filter(|f| f.status == FileStatus::Failed)
+            .count();
+        if failed > 0 {
+            span.set_status(Status::error(format!(
+                "{failed} of {} files failed",
+                files.len()
+            )));
+        } else {
+            span.set_status(Status::Ok);
+        }
+        SubjectRecord {
+            subject: job.label.clone(),
+            sessions: job.sessions.clone(),
+            duration_ms: ms(start),
+            files,
+        }
     }
-    let files: Vec<FileRecord> =
-        span.in_scope(|| job.files.iter().map(|f| process_file(f, ctx)).collect());
-    span.set_attribute(names::PROCESS_PEAK_RSS_MB, usage::peak_rss_mb());
-    let failed = files
-        .iter()
-        .filter(|f| f.status == FileStatus::Failed)
-        .count();
-    if failed > 0 {
-        span.set_status(Status::error(format!(
-            "{failed} of {} files failed",
-            files.len()
-        )));
-    } else {
-        span.set_status(Status::Ok);
-    }
-    SubjectRecord {
-        subject: job.label.clone(),
-        sessions: job.sessions.clone(),
-        duration_ms: ms(start),
-        files,
+
+    /// One input in its `process_file` span: skipped when done, else loaded, processed and
+    /// written; a failure removes whatever outputs it left.
+    fn file(&self, job: &FileJob) -> FileRecord {
+        let start = Instant::now();
+        let span = tracing::info_span!(names::PROCESS_FILE, file.name = %job.input.name);
+        let attrs = FileAttributes::of(job);
+        attrs.apply(&span);
+        annotate_file(&span, job);
+        let _entered = span.enter();
+
+        let mut record = FileRecord {
+            input: job.input.relative.clone(),
+            subject: job.input.subject.clone(),
+            session: job.input.session.clone(),
+            status: FileStatus::Ok,
+            duration_ms: 0.0,
+            steps: Vec::new(),
+            outputs: Vec::new(),
+            error: None,
+        };
+        if job.complete && !self.config.overwrite {
+            tracing::info!(input = %job.input.relative.display(), "outputs complete: skipping");
+            span.add_event(names::EVENT_RESUME_SKIP, vec![]);
+            record.status = FileStatus::Skipped;
+        } else {
+            let mut steps = Steps {
+                processor: self,
+                attrs: &attrs,
+                records: Vec::new(),
+            };
+            match steps.run(job) {
+                Ok(outputs) => record.outputs = outputs,
+                Err(FileError::Cancelled) => {
+                    span.add_event(names::EVENT_CANCELLED, vec![]);
+                    record.status = FileStatus::Cancelled;
+                }
+                Err(e) => {
+                    tracing::error!("{e}");
+                    record.status = FileStatus::Failed;
+                    record.error = Some(e.to_string());
+                }
+            }
+            record.steps = steps.records;
+            if record.status != FileStatus::Ok {
+                remove_outputs(job);
+            }
+        }
+        let outcome = match record.status {
+            FileStatus::Ok => "ok",
+            FileStatus::Failed => "failed",
+            FileStatus::Skipped => "skipped",
+            FileStatus::Cancelled => "cancelled",
+        };
+        span.set_attribute(names::OUTCOME, outcome);
+        match &record.error {
+            Some(e) => span.set_status(Status::error(e.clone())),
+            None if record.status != FileStatus::Cancelled => span.set_status(Status::Ok),
+            None => {}
+        }
+        self.metrics.file_done(outcome);
+        record.duration_ms = ms(start);
+        self.progress.inc(1);
+        record
     }
 }
 
-fn process_file(job: &FileJob, ctx: &Context) -> FileRecord {
-    let start = Instant::now();
-    let span = tracing::info_span!(names::PROCESS_FILE, file.name = %job.input.name);
-    let attrs = FileAttributes::of(job);
-    attrs.apply(&span);
+/// The `process_file` attributes that only that span carries.
+fn annotate_file(span: &Span, job: &FileJob) {
     let name = &job.input.name;
     span.set_attribute(names::FILE_PATH, job.input.path.display().to_string());
     span.set_attribute(
@@ -145,94 +213,79 @@ fn process_file(job: &FileJob, ctx: &Context) -> FileRecord {
     if let Some(session) = &job.input.session {
         span.set_attribute(names::BIDS_SESSION, session.clone());
     }
-    let _entered = span.enter();
-
-    let mut record = FileRecord {
-        input: job.input.relative.clone(),
-        subject: job.input.subject.clone(),
-        session: job.input.session.clone(),
-        status: FileStatus::Ok,
-        duration_ms: 0.0,
-        steps: Vec::new(),
-        outputs: Vec::new(),
-        error: None,
-    };
-    if job.complete && !ctx.config.overwrite {
-        tracing::info!(input = %job.input.relative.display(), "outputs complete: skipping");
-        span.add_event(names::EVENT_RESUME_SKIP, vec![]);
-        record.status = FileStatus::Skipped;
-    } else {
-        match run_file(job, ctx, &attrs, &mut record.steps) {
-            Ok(outputs) => record.outputs = outputs,
-            Err(FileError::Cancelled) => {
-                span.add_event(names::EVENT_CANCELLED, vec![]);
-                record.status = FileStatus::Cancelled;
-            }
-            Err(e) => {
-                tracing::error!("{e}");
-                record.status = FileStatus::Failed;
-                record.error = Some(e.to_string());
-            }
-        }
-        if record.status != FileStatus::Ok {
-            remove_outputs(job);
-        }
-    }
-    let outcome = match record.status {
-        FileStatus::Ok => "ok",
-        FileStatus::Failed => "failed",
-        FileStatus::Skipped => "skipped",
-        FileStatus::Cancelled => "cancelled",
-    };
-    span.set_attribute(names::OUTCOME, outcome);
-    match &record.error {
-        Some(e) => span.set_status(Status::error(e.clone())),
-        None if record.status != FileStatus::Cancelled => span.set_status(Status::Ok),
-        None => {}
-    }
-    ctx.metrics.file_done(outcome);
-    record.duration_ms = ms(start);
-    ctx.progress.inc(1);
-    record
 }
 
-fn run_file(
-    job: &FileJob,
-    ctx: &Context,
-    attrs: &FileAttributes,
-    steps: &mut Vec<StepRecord>,
-) -> Result<Vec<PathBuf>, FileError> {
-    let config = ctx.config;
-    let path = &job.input.path;
-    let stage_err = |source| FileError::Stage {
-        path: path.clone(),
-        source,
-    };
+/// The steps of one file (load, each stage, write), each in its own span, with their records.
+struct Steps<'a> {
+    processor: &'a Processor<'a>,
+    attrs: &'a FileAttributes,
+    records: Vec<StepRecord>,
+}
 
-    let (volume, info) = step(steps, names::LOAD_FILE, ctx, attrs, |span| {
-        let (v, info) = volume::read_volume(path)?;
-        annotate_load(span, &info);
-        let facts: Facts = vec![
-            ("voxels", Fact::Int(info.voxels() as i64)),
-            ("non_finite_voxels", Fact::Int(v.non_finite_voxels as i64)),
-        ];
-        Ok(((v, info), facts))
-    })?;
-    let parent = Span::current();
-    parent.set_attribute(names::ARRAY_SHAPE, shape(&info));
-    parent.set_attribute(names::ARRAY_VOXELS, info.voxels() as i64);
-    let grid = Grid::new(volume.dims(), volume.spacing_mm);
-    // The voxels move into the stages; only the header is needed afterwards.
-    let Volume { data, header, .. } = volume;
-    let image = into_flat(data);
+impl Steps<'_> {
+    /// Load, process and write `job`; the output paths on success.
+    fn run(&mut self, job: &FileJob) -> Result<Vec<PathBuf>, FileError> {
+        let path = &job.input.path;
+        let (volume, info) = self.step(names::LOAD_FILE, |span| {
+            let (v, info) = volume::read_volume(path)?;
+            annotate_load(span, &info);
+            let facts: Facts = vec![
+                ("voxels", Fact::Int(info.voxels() as i64)),
+                ("non_finite_voxels", Fact::Int(v.non_finite_voxels as i64)),
+            ];
+            Ok(((v, info), facts))
+        })?;
+        let parent = Span::current();
+        parent.set_attribute(names::ARRAY_SHAPE, shape(&info));
+        parent.set_attribute(names::ARRAY_VOXELS, info.voxels() as i64);
+        let grid = Grid::new(volume.dims(), volume.spacing_mm);
+        // The voxels move into the stages; only the header is needed afterwards.
+        let Volume { data, header, .. } = volume;
+        let image = into_flat(data);
 
-    let image_span = tracing::info_span!(names::PROCESS_IMAGE);
-    attrs.apply(&image_span);
-    let processed = image_span.in_scope(|| -> Result<Processed, FileError> {
+        let image_span = tracing::info_span!(names::PROCESS_IMAGE);
+        self.attrs.apply(&image_span);
+        let processed = image_span.in_scope(|| self.stages(path, image, &grid));
+        let processed = match processed {
+            Ok(p) => {
+                image_span.set_status(Status::Ok);
+                p
+            }
+            Err(e) => {
+                image_span.set_status(Status::error(e.to_string()));
+                return Err(e);
+            }
+        };
+
+        let facts = step_facts(&self.records);
+        let config = self.processor.config;
+        self.step(names::WRITE_OUTPUT, |span| {
+            let bytes = write_outputs(job, config, &header, &grid, processed, facts)?;
+            span.set_attribute(names::IO_BYTES_WRITTEN, bytes as i64);
+            Ok((
+                job.outputs.all().iter().map(|p| p.to_path_buf()).collect(),
+                vec![("bytes_written", Fact::Int(bytes as i64))],
+            ))
+        })
+    }
+
+    /// The enabled stages, in order, on the flat `image` of the file at `path`.
+    fn stages(
+        &mut self,
+        path: &Path,
+        image: Vec<f32>,
+        grid: &Grid,
+    ) -> Result<Processed, FileError> {
+        let config = self.processor.config;
+        let settings = &config.settings;
+        let stage_err = |source| FileError::Stage {
+            path: path.to_path_buf(),
+            source,
+        };
         let brain = if config.runs(Stage::SkullStrip) {
-            Some(step(steps, Stage::SkullStrip.name(), ctx, attrs, |_| {
-                let out = skull_strip::run(&image, &grid, &config.settings.skull_strip)
-                    .map_err(stage_err)?;
+            Some(self.step(Stage::SkullStrip.name(), |_| {
+                let out =
+                    skull_strip::strip(&image, grid, &settings.skull_strip).map_err(stage_err)?;
                 Ok((out.mask, out.facts))
             })?)
         } else {
@@ -242,7 +295,7 @@ fn run_file(
         let working_mask: &[u8] = match &brain {
             Some(mask) => mask,
             None => {
-                head = skull_strip::head_mask(&image, &grid, &config.settings.skull_strip)
+                head = skull_strip::head_mask(&image, grid, &settings.skull_strip)
                     .map_err(stage_err)?;
                 &head
             }
@@ -250,22 +303,21 @@ fn run_file(
         let mut current = image;
         let mut field = None;
         if config.runs(Stage::BiasCorrection) {
-            let (corrected, estimated) =
-                step(steps, Stage::BiasCorrection.name(), ctx, attrs, |_| {
-                    let out = bias_field::run(
-                        &current,
-                        working_mask,
-                        &grid,
-                        &config.settings.bias_correction,
-                    );
-                    Ok(((out.corrected, out.field), out.facts))
-                })?;
+            let (corrected, estimated) = self.step(Stage::BiasCorrection.name(), |_| {
+                let out = bias_correction::correct(
+                    &current,
+                    working_mask,
+                    grid,
+                    &settings.bias_correction,
+                );
+                Ok(((out.corrected, out.field), out.facts))
+            })?;
             current = corrected;
             field = Some(estimated);
         }
         if config.runs(Stage::Normalization) {
-            current = step(steps, Stage::Normalization.name(), ctx, attrs, |_| {
-                let out = normalize::run(&current, working_mask, &config.settings.normalization);
+            current = self.step(Stage::Normalization.name(), |_| {
+                let out = normalization::normalize(&current, working_mask, &settings.normalization);
                 Ok((out.normalized, out.facts))
             })?;
         }
@@ -281,27 +333,67 @@ fn run_file(
             brain,
             field,
         })
-    });
-    let processed = match processed {
-        Ok(p) => {
-            image_span.set_status(Status::Ok);
-            p
-        }
-        Err(e) => {
-            image_span.set_status(Status::error(e.to_string()));
-            return Err(e);
-        }
-    };
+    }
 
-    let facts = steps_facts(steps);
-    step(steps, names::WRITE_OUTPUT, ctx, attrs, |span| {
-        let bytes = write_outputs(job, config, &header, &grid, processed, facts)?;
-        span.set_attribute(names::IO_BYTES_WRITTEN, bytes as i64);
-        Ok((
-            job.outputs.all().iter().map(|p| p.to_path_buf()).collect(),
-            vec![("bytes_written", Fact::Int(bytes as i64))],
-        ))
-    })
+    /// Run one named step in its own span: time it, record its facts and CPU time, and on
+    /// failure mark the span ERROR with an `exception` event. Stops first if cancelled.
+    fn step<T>(
+        &mut self,
+        name: &'static str,
+        f: impl FnOnce(&Span) -> Result<(T, Facts), FileError>,
+    ) -> Result<T, FileError> {
+        if self.processor.cancel.is_cancelled() {
+            return Err(FileError::Cancelled);
+        }
+        let span = tracing::info_span!("step", otel.name = name);
+        self.attrs.apply(&span);
+        let _entered = span.enter();
+        let (start, thread_cpu, process_cpu) = (
+            Instant::now(),
+            usage::thread_cpu_ms(),
+            usage::process_cpu_ms(),
+        );
+        let result = f(&span);
+        span.set_attribute(names::THREAD_CPU_MS, usage::thread_cpu_ms() - thread_cpu);
+        span.set_attribute(names::PROCESS_CPU_MS, usage::process_cpu_ms() - process_cpu);
+        let duration_ms = ms(start);
+        self.processor.metrics.step(name, duration_ms);
+        match result {
+            Ok((value, facts)) => {
+                for (key, fact) in &facts {
+                    let key = format!("{name}.{key}");
+                    match fact {
+                        Fact::Float(v) => span.set_attribute(key, *v),
+                        Fact::Int(v) => span.set_attribute(key, *v),
+                    }
+                }
+                span.set_status(Status::Ok);
+                self.records.push(StepRecord {
+                    name: name.to_string(),
+                    duration_ms,
+                    facts: facts.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                });
+                Ok(value)
+            }
+            Err(e) => {
+                record_exception(&span, &e);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Status ERROR with an `exception` event carrying the error's type and message.
+fn record_exception(span: &Span, e: &FileError) {
+    let message = e.to_string();
+    span.add_event(
+        "exception",
+        vec![
+            KeyValue::new("exception.type", e.kind()),
+            KeyValue::new("exception.message", message.clone()),
+        ],
+    );
+    span.set_status(Status::error(message));
 }
 
 fn shape(info: &HeaderInfo) -> String {
@@ -325,76 +417,12 @@ fn annotate_load(span: &Span, info: &HeaderInfo) {
     }
 }
 
-/// Run one named step in its own span: time it, record its facts and CPU time, and on
-/// failure mark the span ERROR with an `exception` event. Stops first if cancelled.
-fn step<T>(
-    steps: &mut Vec<StepRecord>,
-    name: &'static str,
-    ctx: &Context,
-    attrs: &FileAttributes,
-    f: impl FnOnce(&Span) -> Result<(T, Facts), FileError>,
-) -> Result<T, FileError> {
-    if ctx.cancel.load(Ordering::SeqCst) {
-        return Err(FileError::Cancelled);
-    }
-    let span = tracing::info_span!("step", otel.name = name);
-    attrs.apply(&span);
-    let _entered = span.enter();
-    let (start, thread_cpu, process_cpu) = (
-        Instant::now(),
-        usage::thread_cpu_ms(),
-        usage::process_cpu_ms(),
-    );
-    let result = f(&span);
-    span.set_attribute(names::THREAD_CPU_MS, usage::thread_cpu_ms() - thread_cpu);
-    span.set_attribute(names::PROCESS_CPU_MS, usage::process_cpu_ms() - process_cpu);
-    let duration_ms = ms(start);
-    ctx.metrics.step(name, duration_ms);
-    match result {
-        Ok((value, facts)) => {
-            for (key, fact) in &facts {
-                let key = format!("{name}.{key}");
-                match fact {
-                    Fact::Float(v) => span.set_attribute(key, *v),
-                    Fact::Int(v) => span.set_attribute(key, *v),
-                }
-            }
-            span.set_status(Status::Ok);
-            steps.push(StepRecord {
-                name,
-                duration_ms,
-                facts,
-            });
-            Ok(value)
-        }
-        Err(e) => {
-            let message = e.to_string();
-            span.add_event(
-                "exception",
-                vec![
-                    KeyValue::new("exception.type", e.kind()),
-                    KeyValue::new("exception.message", message.clone()),
-                ],
-            );
-            span.set_status(Status::error(message));
-            Err(e)
-        }
-    }
-}
-
-fn steps_facts(steps: &[StepRecord]) -> serde_json::Value {
+/// The facts of the steps so far, per step, for the preproc sidecar.
+fn step_facts(steps: &[StepRecord]) -> StepFacts {
     steps
         .iter()
-        .map(|s| {
-            let facts: serde_json::Map<String, serde_json::Value> = s
-                .facts
-                .iter()
-                .map(|(k, v)| ((*k).to_string(), serde_json::to_value(v).expect("fact")))
-                .collect();
-            (s.name.to_string(), serde_json::Value::Object(facts))
-        })
-        .collect::<serde_json::Map<_, _>>()
-        .into()
+        .map(|s| (s.name.clone(), s.facts.iter().cloned().collect()))
+        .collect()
 }
 
 /// What the stages produced for one volume (flat, x-fastest).
@@ -414,7 +442,7 @@ fn write_outputs(
     input_header: &NiftiHeader,
     grid: &Grid,
     processed: Processed,
-    facts: serde_json::Value,
+    facts: StepFacts,
 ) -> Result<u64, FileError> {
     let Processed {
         preproc,
@@ -433,40 +461,21 @@ fn write_outputs(
     let source = source_uri(&job.input);
     if let (Some(mask), Some((mask_path, mask_sidecar))) = (brain, &paths.mask) {
         bytes += volume::write_image(mask_path, &header, &to_array(grid, mask), level)?;
-        let sidecar = json!({
-            "Description": "Brain mask from neuro-batch skull_strip",
-            "Type": "Brain",
-            "Sources": [source],
-            "SpatialReference": source,
-        });
-        write_json_atomic(mask_sidecar, &sidecar).map_err(io(mask_sidecar))?;
+        sidecar::write(mask_sidecar, &MaskSidecar::brain(&source)).map_err(io(mask_sidecar))?;
     }
     if let (Some(field), Some((field_path, field_sidecar))) = (field, &paths.bias_field) {
         bytes += volume::write_image(field_path, &header, &to_array(grid, field), level)?;
-        let sidecar = json!({
-            "Description": "Multiplicative bias field estimated by neuro-batch bias_correction; the input divided by this field is the bias-corrected image",
-            "SkullStripped": false,
-            "Sources": [source],
-            "SpatialReference": source,
-        });
-        write_json_atomic(field_sidecar, &sidecar).map_err(io(field_sidecar))?;
+        sidecar::write(field_sidecar, &BiasFieldSidecar::new(&source))
+            .map_err(io(field_sidecar))?;
     }
-    let stage_names: Vec<&str> = config.stages.iter().map(|s| s.name()).collect();
-    let sidecar = json!({
-        "Description": format!("Preprocessed by neuro-batch: {}", stage_names.join(", ")),
-        "SkullStripped": config.runs(Stage::SkullStrip),
-        "Sources": [source],
-        "SpatialReference": source,
-        "NeuroBatch": {
-            "Version": env!("CARGO_PKG_VERSION"),
-            "Stages": stage_names,
-            "Parameters": config.settings,
-            "Facts": facts,
-            "InputFingerprint": job.provenance.as_ref().map(|p| &p.input_fingerprint),
-            "SettingsDigest": job.provenance.as_ref().map(|p| &p.settings_digest),
-        },
-    });
-    write_json_atomic(&paths.preproc_sidecar, &sidecar).map_err(io(&paths.preproc_sidecar))?;
+    let preproc_sidecar = PreprocSidecar::new(
+        &source,
+        &config.stages,
+        &config.settings,
+        facts,
+        job.provenance.as_ref(),
+    );
+    sidecar::write(&paths.preproc_sidecar, &preproc_sidecar).map_err(io(&paths.preproc_sidecar))?;
     Ok(bytes)
 }
 

@@ -1,11 +1,12 @@
 //! What a run did, per input: the JSON run report and the human summary.
 
-use crate::stages::Facts;
-use serde::Serialize;
+use super::plan::SubjectJob;
+use crate::stages::{Fact, StageSettings};
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// How one input ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FileStatus {
     /// Processed and written.
@@ -19,19 +20,19 @@ pub enum FileStatus {
 }
 
 /// One step of processing a file (load, a stage, write) and what it reported.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepRecord {
     /// `load_file`, a stage name, or `write_output`.
-    pub name: &'static str,
+    pub name: String,
     /// Wall-clock milliseconds.
     pub duration_ms: f64,
-    /// Facts the step reported.
-    #[serde(serialize_with = "facts_as_map")]
-    pub facts: Facts,
+    /// Facts the step reported, in the order it reported them (a JSON object).
+    #[serde(with = "ordered_facts")]
+    pub facts: Vec<(String, Fact)>,
 }
 
 /// The record of one input.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileRecord {
     /// Path relative to BIDS_DIR.
     pub input: PathBuf,
@@ -52,7 +53,7 @@ pub struct FileRecord {
 }
 
 /// The record of one subject.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SubjectRecord {
     /// Subject label.
     pub subject: String,
@@ -65,7 +66,7 @@ pub struct SubjectRecord {
 }
 
 /// Counts of file outcomes.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Counts {
     /// Succeeded.
     pub ok: usize,
@@ -93,8 +94,8 @@ impl Counts {
     }
 }
 
-/// `OUTPUT_DIR/logs/neuro-batch-run-<id>.json`.
-#[derive(Debug, Clone, Serialize)]
+/// `OUTPUT_DIR/logs/neuro-batch-run-<id>.json`; its JSON form is read back by the SLURM merge.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunReport {
     /// Run id (also the trace attribute `batch.id`).
     pub run_id: String,
@@ -123,9 +124,9 @@ pub struct RunReport {
     /// Memory budget in bytes.
     pub memory_budget_bytes: u64,
     /// Stages run, in order.
-    pub stages: Vec<&'static str>,
+    pub stages: Vec<String>,
     /// Stage parameters.
-    pub settings: crate::stages::StageSettings,
+    pub settings: StageSettings,
     /// Whether Ctrl-C interrupted the run.
     pub interrupted: bool,
     /// The shard this run processed (`I/N`), if sharded.
@@ -140,7 +141,54 @@ pub struct RunReport {
     pub subjects: Vec<SubjectRecord>,
 }
 
+impl SubjectRecord {
+    /// The record of a subject that did not finish: every file gets `status` and `error`.
+    pub fn unfinished(job: &SubjectJob, status: FileStatus, error: Option<String>) -> Self {
+        Self {
+            subject: job.label.clone(),
+            sessions: job.sessions.clone(),
+            duration_ms: 0.0,
+            files: job
+                .files
+                .iter()
+                .map(|f| FileRecord {
+                    input: f.input.relative.clone(),
+                    subject: f.input.subject.clone(),
+                    session: f.input.session.clone(),
+                    status,
+                    duration_ms: 0.0,
+                    steps: Vec::new(),
+                    outputs: Vec::new(),
+                    error: error.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// How a run ended, as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every input succeeded or was already done.
+    Success,
+    /// Some inputs failed; the others finished.
+    SomeFailed,
+    /// Ctrl-C or SIGTERM stopped it.
+    Interrupted,
+}
+
 impl RunReport {
+    /// How the run ended.
+    pub fn outcome(&self) -> Outcome {
+        if self.interrupted {
+            Outcome::Interrupted
+        } else if self.counts.failed > 0 {
+            Outcome::SomeFailed
+        } else {
+            Outcome::Success
+        }
+    }
+
     /// A few lines for a person: counts, time, where things are, and every failure.
     pub fn human_summary(&self, report_path: &std::path::Path) -> String {
         let c = self.counts;
@@ -168,11 +216,35 @@ impl RunReport {
     }
 }
 
-fn facts_as_map<S: serde::Serializer>(facts: &Facts, s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeMap;
-    let mut map = s.serialize_map(Some(facts.len()))?;
-    for (k, v) in facts {
-        map.serialize_entry(k, v)?;
+/// Facts as a JSON object whose keys keep the step's order.
+mod ordered_facts {
+    use crate::stages::Fact;
+    use serde::de::{Deserializer, MapAccess, Visitor};
+    use serde::ser::{SerializeMap, Serializer};
+
+    pub fn serialize<S: Serializer>(facts: &[(String, Fact)], s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(facts.len()))?;
+        for (k, v) in facts {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
     }
-    map.end()
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, Fact)>, D::Error> {
+        struct Ordered;
+        impl<'de> Visitor<'de> for Ordered {
+            type Value = Vec<(String, Fact)>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of facts")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut facts = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    facts.push(entry);
+                }
+                Ok(facts)
+            }
+        }
+        d.deserialize_map(Ordered)
+    }
 }

@@ -4,14 +4,13 @@
 
 mod orient;
 
-use crate::derivatives::write_atomic;
+use crate::derivatives::DatasetDescription;
+use crate::derivatives::layout;
+use crate::derivatives::sidecar::MaskSidecar;
 use crate::volume::{self, VolumeError};
 use image::{Rgb, RgbImage};
 use orient::Orientation;
 use std::path::{Path, PathBuf};
-
-/// Folder (under OUTPUT_DIR) for QC pictures; listed in `.bidsignore`.
-pub const QC_DIR: &str = "qc";
 
 /// One picture to make.
 #[derive(Debug, Clone)]
@@ -64,35 +63,26 @@ pub fn find_items(out_root: &Path) -> Result<Vec<QcItem>, QcError> {
         path: out_root.to_path_buf(),
         reason,
     };
-    let description = std::fs::read_to_string(out_root.join("dataset_description.json"))
-        .map_err(|e| not_output(format!("dataset_description.json: {e}")))?;
-    let description: serde_json::Value = serde_json::from_str(&description)
-        .map_err(|e| not_output(format!("dataset_description.json: {e}")))?;
-    let raw = description["DatasetLinks"]["raw"]
-        .as_str()
-        .and_then(|uri| uri.strip_prefix("file://"))
-        .map(PathBuf::from)
+    let raw = DatasetDescription::read(out_root)
+        .map_err(not_output)?
+        .raw_dataset()
         .ok_or_else(|| {
             not_output("no DatasetLinks.raw file:// link to the source dataset".into())
         })?;
-
-    let mut items = Vec::new();
     let mut masks: Vec<PathBuf> = ignore::WalkBuilder::new(out_root)
         .standard_filters(false)
         .max_depth(Some(4))
         .build()
         .filter_map(Result::ok)
         .map(|e| e.into_path())
-        .filter(|p| p.to_string_lossy().ends_with("_desc-brain_mask.nii.gz"))
+        .filter(|p| layout::is_brain_mask(p))
         .collect();
     masks.sort();
+    let mut items = Vec::new();
     for mask in masks {
-        let sidecar = PathBuf::from(mask.to_string_lossy().replace(".nii.gz", ".json"));
-        let source = std::fs::read_to_string(&sidecar)
+        let source = MaskSidecar::read(&layout::sidecar_of(&mask))
             .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v["Sources"][0].as_str().map(str::to_string))
-            .and_then(|s| s.strip_prefix("bids:raw:").map(str::to_string));
+            .and_then(|s| s.raw_source());
         let Some(relative) = source else {
             tracing::warn!(
                 "{}: no bids:raw source in its sidecar; skipped",
@@ -100,14 +90,9 @@ pub fn find_items(out_root: &Path) -> Result<Vec<QcItem>, QcError> {
             );
             continue;
         };
-        let name = mask
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .replace("_desc-brain_mask.nii.gz", "_desc-brain_qc.png");
         items.push(QcItem {
             input: raw.join(relative),
-            png: out_root.join(QC_DIR).join(name),
+            png: layout::qc_picture(out_root, &mask),
             mask,
         });
     }
@@ -115,7 +100,7 @@ pub fn find_items(out_root: &Path) -> Result<Vec<QcItem>, QcError> {
 }
 
 /// Draw the picture for `item`: three mid-slices side by side, grey input, red outline.
-pub fn render(item: &QcItem) -> Result<(), QcError> {
+pub fn draw(item: &QcItem) -> Result<(), QcError> {
     let (input, _) = volume::read_volume(&item.input)?;
     let (mask, _) = volume::read_volume(&item.mask)?;
     if input.dims() != mask.dims() {
@@ -159,7 +144,7 @@ pub fn render(item: &QcItem) -> Result<(), QcError> {
     if let Some(dir) = item.png.parent() {
         std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
     }
-    write_atomic(&item.png, &bytes).map_err(|e| fail(e.to_string()))
+    neuro_batch_fsutil::write_atomic(&item.png, &bytes).map_err(|e| fail(e.to_string()))
 }
 
 /// Grey levels: the 1st to 99.5th percentile of the non-zero voxels.

@@ -1,7 +1,9 @@
 //! Merging the run reports of one SLURM array job into one summary and exit code.
 
+use crate::derivatives::layout;
+use crate::engine::report::RunReport;
+use crate::engine::shard::Shard;
 use serde::Serialize;
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// The merged outcome of an array job.
@@ -62,30 +64,34 @@ impl Merged {
 }
 
 /// Read the run reports in `logs_dir` written by tasks of `job_id` and combine them;
-/// `expected_shards` shards (0..expected) should have reported.
+/// `expected_shards` shards (0..expected) should have reported. A report that cannot be read
+/// as a run report is left out (its shard then counts as missing).
 pub fn merge(logs_dir: &Path, job_id: &str, expected_shards: usize) -> std::io::Result<Merged> {
-    let mut found: Vec<(usize, PathBuf, Value)> = Vec::new();
+    let mut found: Vec<(usize, PathBuf, RunReport)> = Vec::new();
     for entry in std::fs::read_dir(logs_dir)? {
         let path = entry?.path();
         let name = path.file_name().unwrap_or_default().to_string_lossy();
-        if !(name.starts_with("neuro-batch-run-") && name.ends_with(".json")) {
+        if !layout::is_run_report(&name) {
             continue;
         }
-        let Ok(report) = serde_json::from_str::<Value>(&std::fs::read_to_string(&path)?) else {
+        let Ok(report) = serde_json::from_str::<RunReport>(&std::fs::read_to_string(&path)?) else {
+            tracing::warn!(
+                "{}: not a run report; left out of the merge",
+                path.display()
+            );
             continue;
         };
-        if report["slurm_job_id"].as_str() != Some(job_id) {
+        if report.slurm_job_id.as_deref() != Some(job_id) {
             continue;
         }
-        let shard = report["shard"]
-            .as_str()
-            .and_then(|s| s.split('/').next())
-            .and_then(|i| i.parse().ok())
-            .unwrap_or(usize::MAX);
+        let shard = report
+            .shard
+            .as_deref()
+            .and_then(|s| Shard::parse(s).ok())
+            .map_or(usize::MAX, |s| s.index);
         found.push((shard, path, report));
     }
     found.sort_by_key(|(shard, path, _)| (*shard, path.clone()));
-    let count = |r: &Value, key: &str| r["counts"][key].as_u64().unwrap_or(0);
     let mut merged = Merged {
         job_id: job_id.to_string(),
         expected_shards,
@@ -101,18 +107,15 @@ pub fn merge(logs_dir: &Path, job_id: &str, expected_shards: usize) -> std::io::
         failures: Vec::new(),
     };
     for (_, _, r) in &found {
-        merged.subjects += r["subjects"].as_array().map_or(0, Vec::len);
-        merged.ok += count(r, "ok");
-        merged.failed += count(r, "failed");
-        merged.skipped += count(r, "skipped");
-        merged.cancelled += count(r, "cancelled");
-        let errors = r["subjects"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|s| s["files"].as_array().cloned().unwrap_or_default())
-            .filter_map(|f| f["error"].as_str().map(str::to_string));
-        merged.failures.extend(errors);
+        merged.subjects += r.subjects.len();
+        merged.ok += r.counts.ok as u64;
+        merged.failed += r.counts.failed as u64;
+        merged.skipped += r.counts.skipped as u64;
+        merged.cancelled += r.counts.cancelled as u64;
+        let errors = r.subjects.iter().flat_map(|s| &s.files);
+        merged
+            .failures
+            .extend(errors.filter_map(|f| f.error.clone()));
     }
     Ok(merged)
 }
@@ -120,7 +123,8 @@ pub fn merge(logs_dir: &Path, job_id: &str, expected_shards: usize) -> std::io::
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::stages::StageSettings;
+    use serde_json::{Value, json};
 
     #[test]
     fn combines_the_reports_of_one_job_and_notices_missing_shards() {
@@ -128,9 +132,19 @@ mod tests {
         let write =
             |name: &str, v: Value| std::fs::write(dir.path().join(name), v.to_string()).unwrap();
         let report = |job: &str, shard: &str, ok: u64, failed: u64, error: Option<&str>| {
-            json!({"slurm_job_id": job, "shard": shard,
+            let file = json!({"input": "sub-09/anat/sub-09_T1w.nii.gz", "subject": "09",
+                "session": null, "status": if error.is_some() { "failed" } else { "ok" },
+                "duration_ms": 1.0, "steps": [], "outputs": [], "error": error});
+            json!({"run_id": "r", "version": "0.1.0", "command": [], "started": "",
+                   "finished": "", "duration_s": 1.0, "bids_dir": "/d", "output_dir": "/o",
+                   "trace_file": null, "otlp_endpoint": null, "traceparent": null,
+                   "threads": 1, "memory_budget_bytes": 1, "stages": [],
+                   "settings": StageSettings::default(), "interrupted": false,
+                   "slurm_job_id": job, "shard": shard,
                    "counts": {"ok": ok, "failed": failed, "skipped": 0, "cancelled": 0},
-                   "subjects": [{"files": [{"error": error}]}]})
+                   "warnings": [],
+                   "subjects": [{"subject": "09", "sessions": [], "duration_ms": 1.0,
+                                 "files": [file]}]})
         };
         write("neuro-batch-run-a.json", report("7", "0/3", 2, 0, None));
         write(

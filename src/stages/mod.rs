@@ -2,12 +2,12 @@
 //! intensity normalization. Each works on a flat x-fastest `f32` buffer with its [`Grid`]
 //! and reports the facts a person (or a trace) needs to judge it.
 
-pub mod bias_field;
+pub mod bias_correction;
 pub mod distance;
 pub mod filter;
 pub mod grid;
 pub mod morphology;
-pub mod normalize;
+pub mod normalization;
 pub mod polyfit;
 pub mod sharpen;
 pub mod skull_strip;
@@ -15,10 +15,10 @@ pub mod threshold;
 
 pub use grid::Grid;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One preprocessing stage. The order of variants is the order they run in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     /// Brain extraction: writes the brain mask and zeroes everything outside it.
@@ -48,24 +48,24 @@ impl Stage {
 }
 
 /// Parameters of every stage; recorded in sidecars and part of the resume fingerprint.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StageSettings {
     /// Skull-strip parameters.
     pub skull_strip: skull_strip::Params,
     /// Bias-correction parameters.
-    pub bias_correction: bias_field::Params,
+    pub bias_correction: bias_correction::Params,
     /// Normalization parameters.
-    pub normalization: normalize::Params,
+    pub normalization: normalization::Params,
 }
 
 /// A fact a stage reports about its own result (threshold, brain volume, field range...).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Fact {
+    /// A count (tried first when read back, so `5` stays a count and `5.0` a measurement).
+    Int(i64),
     /// A measurement.
     Float(f64),
-    /// A count.
-    Int(i64),
 }
 
 /// Named facts, in the order the stage reports them.

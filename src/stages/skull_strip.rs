@@ -7,10 +7,10 @@
 use super::grid::Grid;
 use super::{Fact, Facts, StageError, filter, morphology, threshold};
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Skull-strip parameters.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Params {
     /// Gaussian smoothing before thresholding, mm.
     pub smoothing_mm: f32,
@@ -43,7 +43,7 @@ pub struct Output {
 }
 
 /// Compute a brain mask for `image`.
-pub fn run(image: &[f32], grid: &Grid, params: &Params) -> Result<Output, StageError> {
+pub fn strip(image: &[f32], grid: &Grid, params: &Params) -> Result<Output, StageError> {
     let smoothed = filter::gaussian(image, grid, params.smoothing_mm);
     let (head, t) = foreground(&smoothed)?;
     let eroded = morphology::erode(&head, grid, params.opening_radius_mm);

@@ -11,12 +11,11 @@ mod phantom;
 
 pub use orientation::AxisCodes;
 
-pub use phantom::{Phantom, PhantomParams, render};
+pub use phantom::{Phantom, PhantomParams, synthesize};
 
-use crate::derivatives::{BIDS_VERSION, write_json_atomic};
+use crate::derivatives::{DatasetDescription, description};
 use crate::volume::{VolumeError, write_image};
 use rand::{Rng, SeedableRng};
-use serde_json::json;
 use std::path::{Path, PathBuf};
 
 /// What to generate.
@@ -72,29 +71,12 @@ pub fn generate(out: &Path, spec: &SynthSpec) -> Result<Vec<PathBuf>, SynthError
     };
     let truth_root = out.join("derivatives/truth");
     std::fs::create_dir_all(&truth_root).map_err(io(&truth_root))?;
-    let description = out.join("dataset_description.json");
-    write_json_atomic(
-        &description,
-        &json!({
-            "Name": "neuro-batch synthetic head phantoms",
-            "BIDSVersion": BIDS_VERSION,
-            "DatasetType": "raw",
-            "License": "CC0",
-            "GeneratedBy": [{"Name": "neuro-batch synth", "Version": env!("CARGO_PKG_VERSION")}],
-        }),
-    )
-    .map_err(io(&description))?;
-    let truth_description = truth_root.join("dataset_description.json");
-    write_json_atomic(
-        &truth_description,
-        &json!({
-            "Name": "Ground truth of the synthetic phantoms",
-            "BIDSVersion": BIDS_VERSION,
-            "DatasetType": "derivative",
-            "GeneratedBy": [{"Name": "neuro-batch synth", "Version": env!("CARGO_PKG_VERSION")}],
-        }),
-    )
-    .map_err(io(&truth_description))?;
+    DatasetDescription::synthetic("neuro-batch synthetic head phantoms", "raw", Some("CC0"))
+        .write(out)
+        .map_err(io(&out.join(description::FILE_NAME)))?;
+    DatasetDescription::synthetic("Ground truth of the synthetic phantoms", "derivative", None)
+        .write(&truth_root)
+        .map_err(io(&truth_root.join(description::FILE_NAME)))?;
 
     let mut participants = String::from("participant_id\n");
     let mut written = Vec::new();
@@ -123,7 +105,7 @@ pub fn generate(out: &Path, spec: &SynthSpec) -> Result<Vec<PathBuf>, SynthError
                 contrast: spec.contrast,
                 seed,
             };
-            let phantom = render(&params);
+            let phantom = synthesize(&params);
             let mut rel = PathBuf::from(format!("sub-{label}"));
             let mut stem = format!("sub-{label}");
             if let Some(ses) = session {
@@ -164,6 +146,6 @@ pub fn generate(out: &Path, spec: &SynthSpec) -> Result<Vec<PathBuf>, SynthError
         }
     }
     let tsv = out.join("participants.tsv");
-    crate::derivatives::write_atomic(&tsv, participants.as_bytes()).map_err(io(&tsv))?;
+    neuro_batch_fsutil::write_atomic(&tsv, participants.as_bytes()).map_err(io(&tsv))?;
     Ok(written)
 }

@@ -54,7 +54,7 @@ const SKULL_R: f32 = 0.92;
 const WM_STORED: f32 = 1000.0;
 
 /// Render the phantom described by `p`.
-pub fn render(p: &PhantomParams) -> Phantom {
+pub fn synthesize(p: &PhantomParams) -> Phantom {
     let grid = Grid::new(p.shape, p.voxel_mm);
     let [nx, ny, _] = p.shape;
     // The head fills most of the field of view.

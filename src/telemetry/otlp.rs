@@ -15,12 +15,11 @@ pub const LOCAL_STACK_HTTP: &str = "http://localhost:4318";
 pub const LOCAL_STACK_GRPC: &str = "http://localhost:4317";
 
 /// Wire protocol for OTLP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     /// OTLP/gRPC (default port 4317).
     Grpc,
     /// OTLP/HTTP with protobuf bodies (default port 4318).
-    #[value(name = "http/protobuf")]
     HttpProtobuf,
 }
 

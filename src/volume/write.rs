@@ -92,7 +92,7 @@ where
         ".nii"
     };
     // The extension decides whether the crate compresses, so the temp name keeps it.
-    let tmp = crate::derivatives::temp_builder()
+    let tmp = neuro_batch_fsutil::temp_builder()
         .suffix(suffix)
         .tempfile_in(dir)
         .map_err(|e| {

@@ -9,10 +9,10 @@ use super::polyfit::Polynomial;
 use super::sharpen::{Sharpening, sharpen};
 use super::{Fact, Facts};
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Bias-correction parameters.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Params {
     /// Sample spacing of the shrunk grid the field is estimated on, mm.
     pub shrink_to_mm: f32,
@@ -55,7 +55,7 @@ pub struct Output {
 
 /// Estimate and remove a smooth multiplicative field from `image` using voxels in `mask`.
 /// With too few usable samples to fit the field, the image is returned unchanged (field 1).
-pub fn run(image: &[f32], mask: &[u8], grid: &Grid, params: &Params) -> Output {
+pub fn correct(image: &[f32], mask: &[u8], grid: &Grid, params: &Params) -> Output {
     let step: [usize; 3] = std::array::from_fn(|a| {
         ((params.shrink_to_mm / grid.spacing[a]).round() as usize).clamp(1, grid.dims[a].max(1))
     });

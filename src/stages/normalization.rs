@@ -6,10 +6,10 @@
 
 use super::{Fact, Facts, threshold};
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Normalization parameters.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Params {
     /// Histogram bins between the 0.5th and 99.5th percentiles inside the mask.
     pub bins: usize,
@@ -36,7 +36,7 @@ pub struct Output {
 }
 
 /// Rescale `image` so the white-matter peak inside `mask` becomes 1.0.
-pub fn run(image: &[f32], mask: &[u8], params: &Params) -> Output {
+pub fn normalize(image: &[f32], mask: &[u8], params: &Params) -> Output {
     let inside: Vec<f32> = image
         .iter()
         .zip(mask)
@@ -119,7 +119,7 @@ mod tests {
                 })
                 .collect();
             image[0] = 1e6;
-            let out = run(&image, &vec![1u8; image.len()], &Params::default());
+            let out = normalize(&image, &vec![1u8; image.len()], &Params::default());
             let mut wm: Vec<f32> = out
                 .normalized
                 .iter()

@@ -1,0 +1,358 @@
+//! Where spans come from: the local trace store of a run, or Grafana Tempo's HTTP API. This
+//! module owns the rules of each source (which files a directory stands for, the search
+//! window and its cut-off, which traces count as missing) and says what it could not get in
+//! [`SourceInfo::notes`]; the CLI only maps its flags onto a [`Source`].
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::span::Span;
+use crate::store::{self, StoreError};
+use crate::tempo::{self, Retry, TempoClient, TempoError, Window};
+
+/// Tempo's default `query_end_cutoff`: the newest traces are not searchable for this long.
+pub const SEARCH_CUTOFF_S: i64 = 30;
+/// Trace ids listed by name in a note before "and N more".
+const LISTED_IDS: usize = 5;
+
+/// Where the spans came from, and what the reader should know about completeness.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct SourceInfo {
+    /// `store`, `tempo` or `table`.
+    pub kind: String,
+    /// Files read, or the Tempo URL and query.
+    pub detail: String,
+    /// Traces analysed.
+    pub traces: usize,
+    /// Spans analysed.
+    pub spans: usize,
+    /// Anything the reader should know about completeness (missing traces, cut-offs).
+    pub notes: Vec<String>,
+}
+
+/// A source of spans.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Trace files, or output directories standing for their newest trace file (every one
+    /// with `all_runs`).
+    Store {
+        /// Files or directories.
+        paths: Vec<PathBuf>,
+        /// Every run's file of a directory, not only the newest.
+        all_runs: bool,
+    },
+    /// Grafana Tempo, searched.
+    Tempo(TempoServer, TempoSearch),
+}
+
+/// Where one trace is looked up by id.
+#[derive(Debug, Clone)]
+pub enum TraceSource {
+    /// Trace files, or output directories (as for [`Source::Store`]).
+    Store {
+        /// Files or directories.
+        paths: Vec<PathBuf>,
+        /// Every run's file of a directory, not only the newest.
+        all_runs: bool,
+    },
+    /// Grafana Tempo.
+    Tempo(TempoServer),
+}
+
+/// Tempo's address.
+#[derive(Debug, Clone)]
+pub struct TempoServer {
+    /// Base URL of the HTTP API.
+    pub url: String,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+/// Which traces to take from Tempo.
+#[derive(Debug, Clone)]
+pub struct TempoSearch {
+    /// The search window.
+    pub window: WindowSpec,
+    /// `service.name` of the runs.
+    pub service: String,
+    /// Name of the root span of each trace (a subject).
+    pub root_span: String,
+    /// Only traces whose root has this attribute value (key, value), e.g. one batch id.
+    pub batch: Option<(String, String)>,
+    /// Extra TraceQL spanset the traces must contain.
+    pub query: Option<String>,
+    /// Trace fetches in flight.
+    pub concurrency: usize,
+    /// Traces per search request.
+    pub limit: usize,
+}
+
+/// The search window as asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowSpec {
+    /// The last this long, up to now.
+    Last(Duration),
+    /// Unix seconds, start and end.
+    Between(i64, i64),
+}
+
+/// Why spans could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// A trace file is missing or unreadable.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Tempo could not be reached or refused.
+    #[error(transparent)]
+    Tempo(#[from] TempoError),
+    /// The window ends before it starts.
+    #[error("the window must end after it starts ({start} .. {end})")]
+    Window {
+        /// Start, Unix seconds.
+        start: i64,
+        /// End, Unix seconds.
+        end: i64,
+    },
+    /// The source holds nothing that matches.
+    #[error("{0}")]
+    NotFound(String),
+    /// Traces were found but not one could be fetched.
+    #[error("no trace could be fetched (first: {id}): {error}")]
+    NoneFetched {
+        /// The first trace that failed.
+        id: String,
+        /// Its error.
+        error: TempoError,
+    },
+}
+
+/// Spans and where they came from.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Every span read.
+    pub spans: Vec<Span>,
+    /// The source and its notes.
+    pub info: SourceInfo,
+}
+
+/// What a long load reports as it goes (traces fetched from Tempo).
+pub trait Progress: Sync {
+    /// `total` traces are about to be fetched.
+    fn start(&self, total: usize);
+    /// One more was fetched (or failed).
+    fn tick(&self);
+    /// Fetching is over.
+    fn finish(&self);
+}
+
+/// Every span of `source`.
+pub fn load(source: &Source, progress: &dyn Progress) -> Result<Loaded, SourceError> {
+    match source {
+        Source::Store { paths, all_runs } => from_store(paths, *all_runs),
+        Source::Tempo(server, search) => from_tempo(server, search, progress),
+    }
+}
+
+/// The spans of one trace, and a phrase for where they were looked for.
+pub fn load_trace(
+    source: &TraceSource,
+    trace_id: &str,
+) -> Result<(Vec<Span>, String), SourceError> {
+    match source {
+        TraceSource::Tempo(server) => {
+            let spans = tempo::fetch_trace(&client(server)?, trace_id)?.unwrap_or_default();
+            Ok((spans, format!("Tempo at {}", server.url)))
+        }
+        TraceSource::Store { paths, all_runs } => {
+            let loaded = from_store(paths, *all_runs)?;
+            let spans = loaded
+                .spans
+                .into_iter()
+                .filter(|s| s.trace_id == trace_id)
+                .collect();
+            Ok((spans, loaded.info.detail))
+        }
+    }
+}
+
+fn from_store(paths: &[PathBuf], all_runs: bool) -> Result<Loaded, SourceError> {
+    let mut files = Vec::new();
+    for path in paths {
+        files.extend(store::resolve(path, all_runs)?);
+    }
+    let read = store::read(&files)?;
+    let mut notes = Vec::new();
+    if read.truncated_lines > 0 {
+        notes.push(format!(
+            "{} cut-short last line(s) ignored (a run killed while writing)",
+            read.truncated_lines
+        ));
+    }
+    let detail = read
+        .files
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok(Loaded {
+        spans: read.spans,
+        info: SourceInfo {
+            kind: "store".into(),
+            detail,
+            notes,
+            ..SourceInfo::default()
+        },
+    })
+}
+
+fn client(server: &TempoServer) -> Result<TempoClient, TempoError> {
+    TempoClient::new(&server.url, server.timeout, Retry::default())
+}
+
+fn now_s() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The window in Unix seconds, checked.
+fn window(spec: WindowSpec, now: i64) -> Result<Window, SourceError> {
+    let w = match spec {
+        WindowSpec::Between(start, end) => Window { start, end },
+        WindowSpec::Last(d) => Window {
+            start: now - d.as_secs() as i64,
+            end: now,
+        },
+    };
+    if w.end <= w.start {
+        return Err(SourceError::Window {
+            start: w.start,
+            end: w.end,
+        });
+    }
+    Ok(w)
+}
+
+/// The root-span traces in Tempo that the window and filters select, fetched whole.
+fn from_tempo(
+    server: &TempoServer,
+    t: &TempoSearch,
+    progress: &dyn Progress,
+) -> Result<Loaded, SourceError> {
+    let client = client(server)?;
+    let now = now_s();
+    let window = window(t.window, now)?;
+    let traceql = tempo::root_query(
+        &t.service,
+        &t.root_span,
+        t.batch.as_ref().map(|(k, v)| (k.as_str(), v.as_str())),
+        t.query.as_deref(),
+    );
+    let found = tempo::find_traces(&client, &traceql, window, t.limit)?;
+    let mut notes = Vec::new();
+    if window.end > now - SEARCH_CUTOFF_S {
+        notes.push(format!(
+            "Tempo does not search its newest ~{SEARCH_CUTOFF_S} s (query_end_cutoff): traces \
+             sent in that time are not included yet"
+        ));
+    }
+    if found.truncated {
+        notes.push(format!(
+            "a one-second window held more than {} traces: some are left out",
+            tempo::MAX_LIMIT
+        ));
+    }
+    if found.traces.is_empty() {
+        return Err(nothing_found(&server.url, t, &traceql, window, now));
+    }
+    let ids: Vec<String> = found.traces.iter().map(|t| t.trace_id.clone()).collect();
+    progress.start(ids.len());
+    let fetched = tempo::fetch_traces(&client, &ids, t.concurrency, &|| progress.tick());
+    progress.finish();
+    if !fetched.missing.is_empty() {
+        notes.push(format!(
+            "{} of {} traces found by search were not returned by id (still being written, or \
+             expired): {}",
+            fetched.missing.len(),
+            ids.len(),
+            list_ids(&fetched.missing)
+        ));
+    }
+    if let Some((id, first)) = fetched.failed.first() {
+        if fetched.fetched == 0 {
+            let (id, error) = fetched.failed.into_iter().next().expect("one failure");
+            return Err(SourceError::NoneFetched { id, error });
+        }
+        notes.push(format!(
+            "{} traces could not be fetched after retries; first: {id}: {first}",
+            fetched.failed.len()
+        ));
+    }
+    Ok(Loaded {
+        spans: fetched.spans,
+        info: SourceInfo {
+            kind: "tempo".into(),
+            detail: format!(
+                "{} {traceql} [{}, {}] ({} searches)",
+                server.url, window.start, window.end, found.requests
+            ),
+            notes,
+            ..SourceInfo::default()
+        },
+    })
+}
+
+fn nothing_found(
+    url: &str,
+    t: &TempoSearch,
+    traceql: &str,
+    window: Window,
+    now: i64,
+) -> SourceError {
+    let mut message = format!(
+        "Tempo at {url} has no {} traces for {traceql} between {} and {} (Unix seconds)",
+        t.root_span, window.start, window.end
+    );
+    if window.end > now - SEARCH_CUTOFF_S * 3 {
+        message = format!(
+            "nothing found; a batch that just finished becomes searchable after \
+             ~{SEARCH_CUTOFF_S} s: try again in a minute: {message}"
+        );
+    }
+    SourceError::NotFound(message)
+}
+
+/// The first few ids, then how many more.
+fn list_ids(ids: &[String]) -> String {
+    let shown: Vec<&str> = ids.iter().take(LISTED_IDS).map(String::as_str).collect();
+    let more = ids.len() - shown.len();
+    if more > 0 {
+        format!("{} and {more} more", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_must_end_after_they_start() {
+        assert!(matches!(
+            window(WindowSpec::Between(10, 10), 100),
+            Err(SourceError::Window { .. })
+        ));
+        let w = window(WindowSpec::Last(Duration::from_secs(60)), 100).unwrap();
+        assert_eq!((w.start, w.end), (40, 100));
+    }
+
+    #[test]
+    fn lists_at_most_five_ids() {
+        let ids: Vec<String> = (0..7).map(|i| i.to_string()).collect();
+        assert_eq!(list_ids(&ids), "0, 1, 2, 3, 4 and 2 more");
+        assert_eq!(list_ids(&ids[..2]), "0, 1");
+    }
+}

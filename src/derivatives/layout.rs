@@ -1,0 +1,192 @@
+//! Where every output goes: the BIDS-Derivatives names that mirror the input tree, and the
+//! fixed folders and file names under OUTPUT_DIR.
+
+use crate::bids::Input;
+use std::path::{Path, PathBuf};
+
+/// Folder (under OUTPUT_DIR) for run reports, traces and SLURM files; listed in
+/// `.bidsignore`. The trace store's layout is the analysis crate's, so it is defined there.
+pub use neuro_batch_analysis::store::LOGS_DIR;
+/// Folder (under OUTPUT_DIR) for QC pictures; listed in `.bidsignore`.
+pub const QC_DIR: &str = "qc";
+
+/// Name ending of a brain mask image.
+const BRAIN_MASK: &str = "_desc-brain_mask.nii.gz";
+/// Name ending of a brain mask's QC picture.
+const BRAIN_QC: &str = "_desc-brain_qc.png";
+/// Prefix of run reports in [`LOGS_DIR`].
+const RUN_REPORT_PREFIX: &str = "neuro-batch-run-";
+
+/// Where the outputs for one input go.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutputPaths {
+    /// Directory holding them (`sub-X/[ses-Y/]anat`).
+    pub dir: PathBuf,
+    /// `..._desc-preproc_<suffix>.nii.gz`.
+    pub preproc: PathBuf,
+    /// Its JSON sidecar; written last, so its presence marks the input as done.
+    pub preproc_sidecar: PathBuf,
+    /// `..._desc-brain_mask.nii.gz` and sidecar, when skull stripping runs.
+    pub mask: Option<(PathBuf, PathBuf)>,
+    /// `..._desc-biasfield_<suffix>.nii.gz` and sidecar, with `--save-intermediates`.
+    pub bias_field: Option<(PathBuf, PathBuf)>,
+}
+
+impl OutputPaths {
+    /// Every image and sidecar path, images first.
+    pub fn all(&self) -> Vec<&Path> {
+        let mut paths = vec![self.preproc.as_path()];
+        for (image, sidecar) in self.mask.iter().chain(&self.bias_field) {
+            paths.push(image);
+            paths.push(sidecar);
+        }
+        paths.push(&self.preproc_sidecar);
+        paths
+    }
+}
+
+/// The output paths for `input` under `out_root`: the preproc image always, the brain mask
+/// `with_mask`, the estimated bias field `with_bias_field`.
+pub fn output_paths(
+    out_root: &Path,
+    input: &Input,
+    with_mask: bool,
+    with_bias_field: bool,
+) -> OutputPaths {
+    let dir = out_root.join(input.relative.parent().unwrap_or(Path::new("")));
+    let preproc = input.name.with_entity("desc", "preproc");
+    let brain = input.name.with_entity("desc", "brain");
+    let field = input.name.with_entity("desc", "biasfield");
+    let suffix = &input.name.suffix;
+    let pair = |name: &crate::bids::BidsName, suffix: &str| {
+        (
+            dir.join(name.with_suffix(suffix, ".nii.gz").to_string()),
+            dir.join(name.with_suffix(suffix, ".json").to_string()),
+        )
+    };
+    let (preproc, preproc_sidecar) = pair(&preproc, suffix);
+    OutputPaths {
+        preproc,
+        preproc_sidecar,
+        mask: with_mask.then(|| pair(&brain, "mask")),
+        bias_field: with_bias_field.then(|| pair(&field, suffix)),
+        dir,
+    }
+}
+
+/// Whether `path` names a brain mask image written by `run`.
+pub fn is_brain_mask(path: &Path) -> bool {
+    path.to_string_lossy().ends_with(BRAIN_MASK)
+}
+
+/// The JSON sidecar of an image (`x.nii.gz` or `x.nii` → `x.json`).
+pub fn sidecar_of(image: &Path) -> PathBuf {
+    let text = image.to_string_lossy();
+    let stem = text
+        .strip_suffix(".nii.gz")
+        .or_else(|| text.strip_suffix(".nii"))
+        .unwrap_or(&text);
+    PathBuf::from(format!("{stem}.json"))
+}
+
+/// Where the QC picture of the brain mask `mask` goes: `OUTPUT_DIR/qc/<mask name>_qc.png`.
+pub fn qc_picture(out_root: &Path, mask: &Path) -> PathBuf {
+    let name = mask
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .replace(BRAIN_MASK, BRAIN_QC);
+    out_root.join(QC_DIR).join(name)
+}
+
+/// `OUTPUT_DIR/logs/neuro-batch-run-<run id>.json`.
+pub fn run_report(out_root: &Path, run_id: &str) -> PathBuf {
+    out_root
+        .join(LOGS_DIR)
+        .join(format!("{RUN_REPORT_PREFIX}{run_id}.json"))
+}
+
+/// Whether the file name `name` is a run report's.
+pub fn is_run_report(name: &str) -> bool {
+    name.starts_with(RUN_REPORT_PREFIX) && name.ends_with(".json")
+}
+
+/// `OUTPUT_DIR/logs/traces-<run id>.jsonl`: the run's local trace store.
+pub fn trace_file(out_root: &Path, run_id: &str) -> PathBuf {
+    out_root
+        .join(LOGS_DIR)
+        .join(neuro_batch_analysis::store::trace_file_name(run_id))
+}
+
+/// `OUTPUT_DIR/logs/neuro-batch-<batch id>.sbatch`.
+pub fn sbatch_script(out_root: &Path, batch_id: &str) -> PathBuf {
+    out_root
+        .join(LOGS_DIR)
+        .join(format!("neuro-batch-{batch_id}.sbatch"))
+}
+
+/// `OUTPUT_DIR/logs/neuro-batch-slurm-<job id>.json`: the merged summary of an array job.
+pub fn slurm_summary(out_root: &Path, job_id: &str) -> PathBuf {
+    out_root
+        .join(LOGS_DIR)
+        .join(format!("neuro-batch-slurm-{job_id}.json"))
+}
+
+/// Where SLURM writes each array task's output (`%A` job id, `%a` task index).
+pub fn slurm_task_log(out_root: &Path) -> PathBuf {
+    out_root.join(LOGS_DIR).join("slurm-%A_%a.out")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bids::BidsName;
+
+    #[test]
+    fn mirrors_the_input_tree() {
+        let input = Input {
+            path: "/data/sub-01/ses-a/anat/sub-01_ses-a_run-1_T1w.nii".into(),
+            relative: "sub-01/ses-a/anat/sub-01_ses-a_run-1_T1w.nii".into(),
+            subject: "01".into(),
+            session: Some("a".into()),
+            name: BidsName::parse("sub-01_ses-a_run-1_T1w.nii").unwrap(),
+        };
+        let p = output_paths(Path::new("/out"), &input, true, true);
+        assert_eq!(
+            p.preproc,
+            Path::new("/out/sub-01/ses-a/anat/sub-01_ses-a_run-1_desc-preproc_T1w.nii.gz")
+        );
+        assert_eq!(
+            p.preproc_sidecar,
+            Path::new("/out/sub-01/ses-a/anat/sub-01_ses-a_run-1_desc-preproc_T1w.json")
+        );
+        let (mask, sidecar) = p.mask.unwrap();
+        assert_eq!(
+            mask,
+            Path::new("/out/sub-01/ses-a/anat/sub-01_ses-a_run-1_desc-brain_mask.nii.gz")
+        );
+        assert_eq!(
+            sidecar,
+            Path::new("/out/sub-01/ses-a/anat/sub-01_ses-a_run-1_desc-brain_mask.json")
+        );
+        assert!(is_brain_mask(&mask));
+        assert_eq!(sidecar_of(&mask), sidecar);
+        assert_eq!(
+            qc_picture(Path::new("/out"), &mask),
+            Path::new("/out/qc/sub-01_ses-a_run-1_desc-brain_qc.png")
+        );
+        let (field, _) = p.bias_field.unwrap();
+        assert_eq!(
+            field,
+            Path::new("/out/sub-01/ses-a/anat/sub-01_ses-a_run-1_desc-biasfield_T1w.nii.gz")
+        );
+    }
+
+    #[test]
+    fn run_reports_are_recognised_by_name() {
+        let report = run_report(Path::new("/out"), "20260101T000000Z-abcd");
+        let name = report.file_name().unwrap().to_str().unwrap();
+        assert!(is_run_report(name));
+        assert!(!is_run_report("traces-20260101T000000Z-abcd.jsonl"));
+    }
+}

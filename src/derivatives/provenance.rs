@@ -1,0 +1,51 @@
+//! Provenance recorded in each preproc sidecar (under `NeuroBatch`): what input and which
+//! settings made the outputs, so a rerun can tell finished work from stale work.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::Path;
+use std::time::UNIX_EPOCH;
+
+/// Bytes at the start of a file that are hashed (the header and then some).
+const HEAD_BYTES: u64 = 64 * 1024;
+
+/// Cheap identity of an input file: size, modification time, hash of its first 64 KiB.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Fingerprint {
+    /// File size in bytes.
+    pub size_bytes: u64,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub modified_ns: u64,
+    /// SHA-256 of the first 64 KiB, hex.
+    pub head_sha256: String,
+}
+
+/// Fingerprint the file at `path`.
+pub fn fingerprint(path: &Path) -> std::io::Result<Fingerprint> {
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    let modified_ns = meta
+        .modified()?
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut head = Vec::new();
+    file.take(HEAD_BYTES).read_to_end(&mut head)?;
+    Ok(Fingerprint {
+        size_bytes: meta.len(),
+        modified_ns,
+        head_sha256: hex::encode(Sha256::digest(&head)),
+    })
+}
+
+/// What made a set of outputs: the input's fingerprint and the run's settings digest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Provenance {
+    /// Fingerprint of the input when it was processed.
+    pub input_fingerprint: Fingerprint,
+    /// Digest of the version, stages and parameters of the run that wrote the outputs.
+    pub settings_digest: String,
+}

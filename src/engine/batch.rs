@@ -1,0 +1,254 @@
+//! One whole run, in order: discover the inputs, keep this shard's subjects, plan them
+//! (resume decisions, memory estimates), schedule them on a worker pool, and write the run
+//! report. `run` and every SLURM array task come through here.
+
+use super::RunConfig;
+use super::cancel::CancelToken;
+use super::plan::{SubjectJob, plan};
+use super::process::Processor;
+use super::report::{Counts, FileStatus, RunReport, SubjectRecord};
+use super::scheduler::{Scheduled, schedule};
+use crate::bids::{self, Dataset, DatasetError, Discovery};
+use crate::derivatives::{layout, prepare_output_root};
+use crate::telemetry::metrics::Metrics;
+use opentelemetry::trace::SpanContext;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Why a run could not happen (per-file failures are in the report instead).
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// BIDS_DIR is missing or not a BIDS dataset.
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    /// The filters (and shard) selected nothing.
+    #[error(
+        "no input in {root} matches the filters (suffix {suffixes}, participants {participants:?}, sessions {sessions:?})"
+    )]
+    NoInputs {
+        /// The dataset root.
+        root: PathBuf,
+        /// `--suffix`, comma-separated.
+        suffixes: String,
+        /// `--participant-label`.
+        participants: Vec<String>,
+        /// `--session-label`.
+        sessions: Vec<String>,
+    },
+    /// OUTPUT_DIR or a file in it cannot be written.
+    #[error("cannot {what} {}: {source}", path.display())]
+    Output {
+        /// What was being written.
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The worker threads could not be started.
+    #[error("cannot start the worker pool: {0}")]
+    Pool(#[from] rayon::ThreadPoolBuildError),
+}
+
+/// The inputs of a run, discovered, sharded and planned; nothing written yet.
+#[derive(Debug)]
+pub struct Batch {
+    /// The input dataset.
+    pub dataset: Dataset,
+    /// What discovery found (this shard's subjects only) and its warnings.
+    pub discovery: Discovery,
+    /// One job per subject, in label order.
+    pub jobs: Vec<SubjectJob>,
+}
+
+/// What planning found.
+#[derive(Debug)]
+pub enum Planned {
+    /// Work to do (possibly all resumed).
+    Batch(Batch),
+    /// The dataset has subjects, but none in this shard.
+    EmptyShard {
+        /// Subjects in the whole dataset.
+        subjects: usize,
+    },
+}
+
+/// Open BIDS_DIR and discover the inputs the filters select, logging discovery's warnings.
+pub fn discover(config: &RunConfig) -> Result<(Dataset, Discovery), BatchError> {
+    let dataset = bids::open_dataset(&config.bids_dir)?;
+    let discovery = bids::discover(&dataset, &config.filters)?;
+    for warning in &discovery.warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok((dataset, discovery))
+}
+
+/// Discover, keep this shard's subjects and plan them. Reads headers and existing outputs;
+/// writes nothing.
+pub fn prepare(config: &RunConfig) -> Result<Planned, BatchError> {
+    let (dataset, mut discovery) = discover(config)?;
+    if let Some(shard) = config.shard {
+        let before = discovery.subjects.len();
+        discovery.subjects = std::mem::take(&mut discovery.subjects)
+            .into_iter()
+            .enumerate()
+            .filter_map(|(position, subject)| shard.owns(position).then_some(subject))
+            .collect();
+        if discovery.subjects.is_empty() && before > 0 {
+            return Ok(Planned::EmptyShard { subjects: before });
+        }
+    }
+    if discovery.input_count() == 0 {
+        let filters = &config.filters;
+        return Err(BatchError::NoInputs {
+            root: dataset.root.clone(),
+            suffixes: filters.suffixes.join(","),
+            participants: filters.participants.clone(),
+            sessions: filters.sessions.clone(),
+        });
+    }
+    let jobs = plan(&discovery, &config.output_dir, config);
+    Ok(Planned::Batch(Batch {
+        dataset,
+        discovery,
+        jobs,
+    }))
+}
+
+/// What the run is part of and where its telemetry goes: recorded in the report and on
+/// every trace.
+pub struct RunContext<'a> {
+    /// The run id (`batch.id`, and the report's and trace file's names).
+    pub run_id: &'a str,
+    /// The command line, for the report.
+    pub command: Vec<String>,
+    /// The batch this run belongs to: every subject trace links to it.
+    pub batch_link: Option<&'a SpanContext>,
+    /// The local trace file, if one is written.
+    pub trace_file: Option<PathBuf>,
+    /// The OTLP traces URL, if traces are exported.
+    pub otlp_endpoint: Option<String>,
+    /// `SLURM_ARRAY_JOB_ID` when run as an array task.
+    pub slurm_job_id: Option<String>,
+    /// Ticks once per finished file.
+    pub progress: &'a indicatif::ProgressBar,
+    /// OTLP instruments (no-ops without an endpoint).
+    pub metrics: &'a Metrics,
+}
+
+/// A finished run: its report, already written to `report_path`.
+#[derive(Debug)]
+pub struct Finished {
+    /// The report.
+    pub report: RunReport,
+    /// `OUTPUT_DIR/logs/neuro-batch-run-<id>.json`.
+    pub report_path: PathBuf,
+}
+
+/// Run `batch`: create OUTPUT_DIR's fixed files, process every subject on a pool of
+/// `config.thread_count()` workers under the memory budget, and write the run report.
+pub fn run(
+    config: &RunConfig,
+    batch: Batch,
+    ctx: &RunContext,
+    cancel: &CancelToken,
+) -> Result<Finished, BatchError> {
+    let out_root = &config.output_dir;
+    prepare_output_root(out_root, &batch.dataset).map_err(|source| BatchError::Output {
+        what: "create the output directory",
+        path: out_root.clone(),
+        source,
+    })?;
+    let started = chrono::Utc::now();
+    let clock = Instant::now();
+    let threads = config.thread_count();
+    let budget = config.memory_budget_bytes();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("neuro-batch-{i}"))
+        .build()?;
+    let processor = Processor {
+        config,
+        cancel,
+        progress: ctx.progress,
+        batch_id: ctx.run_id,
+        batch_link: ctx.batch_link,
+        metrics: ctx.metrics,
+    };
+    let results = schedule(
+        &pool,
+        &batch.jobs,
+        SubjectJob::estimated_bytes,
+        budget,
+        threads,
+        cancel.flag(),
+        |job| processor.subject(job),
+    );
+    ctx.progress.finish_and_clear();
+    let subjects = records(results, &batch.jobs);
+    let report = RunReport {
+        run_id: ctx.run_id.to_string(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        command: ctx.command.clone(),
+        started: started.to_rfc3339(),
+        finished: chrono::Utc::now().to_rfc3339(),
+        duration_s: clock.elapsed().as_secs_f64(),
+        bids_dir: batch.dataset.root.clone(),
+        output_dir: out_root.clone(),
+        trace_file: ctx.trace_file.clone(),
+        otlp_endpoint: ctx.otlp_endpoint.clone(),
+        traceparent: ctx.batch_link.map(traceparent),
+        threads,
+        memory_budget_bytes: budget,
+        stages: config.stages.iter().map(|s| s.name().to_string()).collect(),
+        settings: config.settings.clone(),
+        interrupted: cancel.is_cancelled(),
+        shard: config.shard.map(|s| s.to_string()),
+        slurm_job_id: ctx.slurm_job_id.clone(),
+        counts: Counts::of(&subjects),
+        warnings: batch.discovery.warnings.clone(),
+        subjects,
+    };
+    let report_path = layout::run_report(out_root, ctx.run_id);
+    neuro_batch_fsutil::write_json_atomic(&report_path, &report).map_err(|source| {
+        BatchError::Output {
+            what: "write the run report",
+            path: report_path.clone(),
+            source,
+        }
+    })?;
+    Ok(Finished {
+        report,
+        report_path,
+    })
+}
+
+/// One record per subject: what it did, or why it did not finish.
+fn records(results: Vec<Scheduled<SubjectRecord>>, jobs: &[SubjectJob]) -> Vec<SubjectRecord> {
+    results
+        .into_iter()
+        .zip(jobs)
+        .map(|(result, job)| match result {
+            Scheduled::Done(record) => record,
+            Scheduled::Panicked(message) => SubjectRecord::unfinished(
+                job,
+                FileStatus::Failed,
+                Some(format!(
+                    "internal error while processing sub-{}: {message}",
+                    job.label
+                )),
+            ),
+            Scheduled::NotStarted => SubjectRecord::unfinished(job, FileStatus::Cancelled, None),
+        })
+        .collect()
+}
+
+/// The W3C `traceparent` of `context`.
+fn traceparent(context: &SpanContext) -> String {
+    format!(
+        "00-{}-{}-{:02x}",
+        context.trace_id(),
+        context.span_id(),
+        context.trace_flags().to_u8()
+    )
+}
