@@ -49,13 +49,10 @@ fn slurm_job(args: &SlurmArgs, config: &RunConfig, batch_id: &str) -> Result<Exi
     let (dataset, discovery) = batch::discover(config).map_err(batch_failure)?;
     let subjects = discovery.subjects.len();
     if subjects == 0 {
-        let filters = &config.filters;
-        return Err(batch_failure(BatchError::NoInputs {
-            root: dataset.root.clone(),
-            suffixes: filters.suffixes.join(","),
-            participants: filters.participants.clone(),
-            sessions: filters.sessions.clone(),
-        }));
+        return Err(batch_failure(BatchError::no_inputs(
+            &dataset.root,
+            &config.filters,
+        )));
     }
     let tasks = args.tasks.map_or(subjects, |t| t as usize).min(subjects);
     let exe = std::env::current_exe().context("cannot locate the neuro-batch executable")?;

@@ -50,6 +50,18 @@ pub enum BatchError {
     Pool(#[from] rayon::ThreadPoolBuildError),
 }
 
+impl BatchError {
+    /// Nothing in the dataset at `root` matches `filters`.
+    pub fn no_inputs(root: &std::path::Path, filters: &crate::bids::Filters) -> Self {
+        BatchError::NoInputs {
+            root: root.to_path_buf(),
+            suffixes: filters.suffixes.join(","),
+            participants: filters.participants.clone(),
+            sessions: filters.sessions.clone(),
+        }
+    }
+}
+
 /// The inputs of a run, discovered, sharded and planned; nothing written yet.
 #[derive(Debug)]
 pub struct Batch {
@@ -99,13 +111,7 @@ pub fn prepare(config: &RunConfig) -> Result<Planned, BatchError> {
         }
     }
     if discovery.input_count() == 0 {
-        let filters = &config.filters;
-        return Err(BatchError::NoInputs {
-            root: dataset.root.clone(),
-            suffixes: filters.suffixes.join(","),
-            participants: filters.participants.clone(),
-            sessions: filters.sessions.clone(),
-        });
+        return Err(BatchError::no_inputs(&dataset.root, &config.filters));
     }
     let jobs = plan(&discovery, &config.output_dir, config);
     Ok(Planned::Batch(Batch {
