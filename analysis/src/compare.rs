@@ -26,6 +26,7 @@ use serde::Serialize;
 
 use crate::stats;
 use crate::table::{self, SpanTable, TableError, Values};
+use crate::units::unit_of;
 
 /// Comparison settings.
 #[derive(Debug, Clone)]
@@ -139,7 +140,7 @@ pub fn compare(
         ));
     }
     let unit = match &options.normalize_by {
-        Some(key) => format!("ms/{}", unit_of(key)),
+        Some(key) => format!("ms/{}", unit_of(key).name_or(key)),
         None => "ms".to_owned(),
     };
     let needed = min_n(options.alpha, names.len().max(1));
@@ -164,11 +165,6 @@ pub fn compare(
     Ok(out)
 }
 
-fn unit_of(key: &str) -> String {
-    key.rsplit_once('_')
-        .map_or_else(|| key.to_owned(), |(_, u)| u.to_uppercase())
-}
-
 fn values(rows: &SpanTable, options: &CompareOptions) -> Result<Vec<f64>, TableError> {
     let d = rows.floats(table::DURATION_MS)?;
     Ok(match &options.normalize_by {
@@ -180,9 +176,10 @@ fn values(rows: &SpanTable, options: &CompareOptions) -> Result<Vec<f64>, TableE
             let Values::Numeric(x) = rows.values(key)? else {
                 return Ok(Vec::new());
             };
+            let unit = unit_of(key);
             d.into_iter()
                 .zip(x)
-                .filter_map(|(d, x)| Some((d?, x?)))
+                .filter_map(|(d, x)| Some((d?, unit.apply(x?))))
                 .filter(|(_, x)| *x > 0.0)
                 .map(|(d, x)| d / x)
                 .collect()

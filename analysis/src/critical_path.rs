@@ -29,11 +29,8 @@ pub struct TraceTimes {
 
 /// Computes self time and critical-path time for the spans of one trace. The root is the span
 /// without a parent (or whose parent is missing) that starts first; `None` for no spans.
-pub fn analyze_trace(spans: &[Span]) -> Option<TraceTimes> {
-    let Tree {
-        mut children,
-        roots,
-    } = Tree::of(spans);
+pub fn analyze_trace(spans: &[Span], tree: &Tree) -> Option<TraceTimes> {
+    let (mut children, roots) = (tree.children.clone(), &tree.roots);
     let root = *roots.iter().min_by_key(|&&i| spans[i].start_ns)?;
 
     // Clip every span to its parent, top down, over every root's subtree.
@@ -41,7 +38,7 @@ pub fn analyze_trace(spans: &[Span]) -> Option<TraceTimes> {
     let mut end: Vec<i64> = spans.iter().map(|s| s.end_ns).collect();
     let mut inside = vec![false; spans.len()];
     let mut stack = roots.clone();
-    for &r in &roots {
+    for &r in roots {
         inside[r] = true;
     }
     while let Some(p) = stack.pop() {
@@ -122,7 +119,7 @@ mod tests {
     }
 
     fn times(spans: &[Span]) -> Vec<(i64, i64)> {
-        analyze_trace(spans)
+        analyze_trace(spans, &Tree::of(spans))
             .unwrap()
             .spans
             .iter()
@@ -197,7 +194,7 @@ mod tests {
             span("late", Some("missing"), 50, 60),
             span("root", None, 0, 100),
         ];
-        let t = analyze_trace(&spans).unwrap();
+        let t = analyze_trace(&spans, &Tree::of(&spans)).unwrap();
         assert_eq!(t.root, 1);
         assert_eq!(t.spans[1].critical_ns, 100);
     }

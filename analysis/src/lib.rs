@@ -18,6 +18,7 @@ pub mod store;
 pub mod summary;
 pub mod table;
 pub mod tempo;
+pub mod units;
 
 pub use report::{Report, ReportOptions};
 pub use source::{Source, SourceInfo};

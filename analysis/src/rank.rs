@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::stats::{self, quantile};
 use crate::table::{self, SpanTable, TableError, Values};
+use crate::units::{fmt_ms, unit_of};
 
 /// What to rank.
 #[derive(Debug, Clone)]
@@ -62,6 +63,72 @@ pub struct Group {
     pub effect_vs_rest: Option<f64>,
 }
 
+/// The kind of attribute a finding is about, and so the test made.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A number: Spearman's ρ, slope, buckets.
+    Numeric,
+    /// A category: Kruskal-Wallis across values.
+    Categorical,
+}
+
+impl Kind {
+    /// `numeric` or `categorical`, as in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Numeric => "numeric",
+            Kind::Categorical => "categorical",
+        }
+    }
+}
+
+/// The points behind a numeric finding: the attribute in its unit against the duration, one pair
+/// per successful span that has the attribute. The table's figures and the HTML scatter plot both
+/// come from these.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Points {
+    /// The attribute, scaled to its unit.
+    pub x: Vec<f64>,
+    /// Duration, ms.
+    pub y: Vec<f64>,
+}
+
+impl Points {
+    /// The least-squares line `(intercept, slope)`, when x varies.
+    pub fn line(&self) -> Option<(f64, f64)> {
+        let slope = stats::ols_slope(&self.x, &self.y)?;
+        let n = self.x.len() as f64;
+        let intercept = self.y.iter().sum::<f64>() / n - slope * self.x.iter().sum::<f64>() / n;
+        Some((intercept, slope))
+    }
+}
+
+/// The points of the numeric attribute `attribute` on spans named `span`; `None` when the
+/// attribute is not numeric there.
+pub fn points(
+    table: &SpanTable,
+    span: &str,
+    attribute: &str,
+) -> Result<Option<Points>, TableError> {
+    let rows = table.of_name(span)?.without_errors()?;
+    let Values::Numeric(v) = rows.values(attribute)? else {
+        return Ok(None);
+    };
+    let (x, y) = pairs(&in_unit(v, attribute), &rows.floats(table::DURATION_MS)?);
+    Ok(Some(Points { x, y }))
+}
+
+/// The values of the numeric attribute `key` in its unit.
+fn in_unit(mut values: Vec<Option<f64>>, key: &str) -> Vec<Option<f64>> {
+    let unit = unit_of(key);
+    values
+        .iter_mut()
+        .flatten()
+        .for_each(|x| *x = unit.apply(*x));
+    values
+}
+
 /// How an attribute relates to a span's duration.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Finding {
@@ -69,8 +136,8 @@ pub struct Finding {
     pub span: String,
     /// Attribute key.
     pub attribute: String,
-    /// `numeric` or `categorical`.
-    pub kind: &'static str,
+    /// Which test was made.
+    pub kind: Kind,
     /// Spans that have the attribute.
     pub count: usize,
     /// Share of the duration's rank variance explained (ρ² or ε²), 0..=1.
@@ -114,12 +181,11 @@ pub fn rank(table: &SpanTable, options: &RankOptions) -> Result<Vec<Finding>, Ta
         let mut numeric: Vec<(Finding, Vec<Option<f64>>)> = Vec::new();
         for key in &keys {
             match rows.values(key)? {
-                Values::Numeric(mut v) => {
-                    let (scale, unit) = unit_of(key);
-                    v.iter_mut().flatten().for_each(|x| *x /= scale);
+                Values::Numeric(v) => {
+                    let v = in_unit(v, key);
                     let (x, y) = pairs(&v, &durations);
                     if x.len() >= options.min_count
-                        && let Some(f) = numeric_finding(&name, key, unit, &x, &y)
+                        && let Some(f) = numeric_finding(&name, key, unit_of(key).name, &x, &y)
                     {
                         numeric.push((f, v));
                     }
@@ -163,23 +229,6 @@ fn pairs<T: Clone>(values: &[Option<T>], durations: &[Option<f64>]) -> (Vec<T>, 
         .zip(durations)
         .filter_map(|(v, d)| Some((v.clone()?, (*d)?)))
         .unzip()
-}
-
-/// The scale an attribute is shown in, and its unit: bytes as MB, voxel counts in millions.
-fn unit_of(key: &str) -> (f64, &'static str) {
-    const UNITS: [(&str, f64, &str); 7] = [
-        ("_mb", 1.0, "MB"),
-        ("_bytes", 1e6, "MB"),
-        (".bytes_read", 1e6, "MB"),
-        (".bytes_written", 1e6, "MB"),
-        ("_ms", 1.0, "ms"),
-        ("_ml", 1.0, "mL"),
-        ("voxels", 1e6, "Mvoxel"),
-    ];
-    UNITS
-        .iter()
-        .find(|(suffix, ..)| key.ends_with(suffix))
-        .map_or((1.0, ""), |&(_, scale, unit)| (scale, unit))
 }
 
 fn numeric_finding(span: &str, key: &str, unit: &str, x: &[f64], y: &[f64]) -> Option<Finding> {
@@ -234,7 +283,7 @@ fn numeric_finding(span: &str, key: &str, unit: &str, x: &[f64], y: &[f64]) -> O
     Some(Finding {
         span: span.to_owned(),
         attribute: key.to_owned(),
-        kind: "numeric",
+        kind: Kind::Numeric,
         count: x.len(),
         explained,
         rho: Some(corr.rho),
@@ -285,19 +334,6 @@ fn bucket_contrast(groups: &[Group], unit: &str) -> Option<String> {
     })
 }
 
-/// Milliseconds, readable: `412 ms`, `3.2 ms`, `1.84 s`.
-pub fn fmt_ms(ms: f64) -> String {
-    if ms >= 1000.0 {
-        format!("{:.2} s", ms / 1000.0)
-    } else if ms >= 100.0 {
-        format!("{ms:.0} ms")
-    } else if ms >= 10.0 {
-        format!("{ms:.1} ms")
-    } else {
-        format!("{ms:.2} ms")
-    }
-}
-
 fn categorical_finding(span: &str, key: &str, x: &[String], y: &[f64]) -> Option<Finding> {
     let mut by_value: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for (v, d) in x.iter().zip(y) {
@@ -346,7 +382,7 @@ fn categorical_finding(span: &str, key: &str, x: &[String], y: &[f64]) -> Option
     Some(Finding {
         span: span.to_owned(),
         attribute: key.to_owned(),
-        kind: "categorical",
+        kind: Kind::Categorical,
         count: x.len(),
         explained: kw.epsilon_squared,
         rho: None,

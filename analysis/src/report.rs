@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::rank::{self, Finding, RankOptions};
 use crate::source::SourceInfo;
-use crate::summary::{self, Failure, NameStats, TraceSummary};
+use crate::summary::{self, FailedTrace, NameStats, TraceSummary};
 use crate::table::{SpanTable, TableError};
 
 /// Version tag of the report's JSON shape.
@@ -38,7 +38,7 @@ pub struct Report {
     /// Slowest traces (subjects).
     pub slowest: Vec<TraceSummary>,
     /// Failing spans, one per failed trace.
-    pub failures: Vec<Failure>,
+    pub failures: Vec<FailedTrace>,
 }
 
 /// Analyses a span table.

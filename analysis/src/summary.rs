@@ -1,5 +1,7 @@
 //! Per-span-name figures, the slowest traces and the failures.
 
+use std::collections::HashSet;
+
 use serde::Serialize;
 
 use crate::stats::quantile;
@@ -105,9 +107,9 @@ pub struct TraceSummary {
     pub link: Option<String>,
 }
 
-/// A failed span: where, and the recorded exception or status message.
+/// How one trace failed: its deepest failing span and the recorded exception or status message.
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Failure {
+pub struct FailedTrace {
     /// 32-hex trace id.
     pub trace_id: String,
     /// Value of the label attribute (inherited from the root when the tree is known).
@@ -172,7 +174,7 @@ pub fn slowest_traces(
 
 /// The deepest failing span of each trace with a failure (the one with no failing child:
 /// where the exception was raised), in trace order.
-pub fn failures(table: &SpanTable, label_attribute: &str) -> Result<Vec<Failure>, TableError> {
+pub fn failures(table: &SpanTable, label_attribute: &str) -> Result<Vec<FailedTrace>, TableError> {
     let ids = table.strings(table::TRACE_ID)?;
     let span_ids = table.strings(table::SPAN_ID)?;
     let parents = table.strings(table::PARENT_ID)?;
@@ -183,18 +185,23 @@ pub fn failures(table: &SpanTable, label_attribute: &str) -> Result<Vec<Failure>
     let failed: Vec<usize> = (0..table.len())
         .filter(|&i| statuses[i].as_deref() == Some("error"))
         .collect();
+    let failing_parents: HashSet<(&str, &str)> = failed
+        .iter()
+        .filter_map(|&j| Some((ids[j].as_deref()?, parents[j].as_deref()?)))
+        .collect();
     let has_failing_child = |i: usize| {
-        failed
-            .iter()
-            .any(|&j| ids[j] == ids[i] && parents[j].is_some() && parents[j] == span_ids[i])
+        ids[i]
+            .as_deref()
+            .zip(span_ids[i].as_deref())
+            .is_some_and(|key| failing_parents.contains(&key))
     };
-    let mut out: Vec<Failure> = Vec::new();
+    let mut out: Vec<FailedTrace> = Vec::new();
     for &i in &failed {
         let id = ids[i].clone().unwrap_or_default();
         if has_failing_child(i) {
             continue;
         }
-        out.push(Failure {
+        out.push(FailedTrace {
             trace_id: id,
             label: labels[i].clone(),
             span: names[i].clone().unwrap_or_default(),

@@ -11,7 +11,7 @@ use std::path::Path;
 use polars::prelude::*;
 
 use crate::critical_path;
-use crate::span::{AttrValue, Span};
+use crate::span::{AttrValue, Span, Tree};
 
 /// Core column: 32-hex trace id.
 pub const TRACE_ID: &str = "trace_id";
@@ -102,13 +102,13 @@ impl SpanTable {
             trace.sort_by_key(|s| s.start_ns);
             // A trace is a tree when its spans link to parents (or it is a single span).
             let tree_known = trace.len() == 1 || trace.iter().any(|s| s.parent_id.is_some());
-            let times = tree_known
-                .then(|| critical_path::analyze_trace(&trace))
-                .flatten();
-            let inherited = if tree_known {
-                inherit(&trace)
-            } else {
-                trace.iter().map(|s| s.attributes.clone()).collect()
+            let tree = tree_known.then(|| Tree::of(&trace));
+            let times = tree
+                .as_ref()
+                .and_then(|tree| critical_path::analyze_trace(&trace, tree));
+            let inherited = match &tree {
+                Some(tree) => inherit(&trace, tree),
+                None => trace.iter().map(|s| s.attributes.clone()).collect(),
             };
             for (i, (span, attributes)) in trace.into_iter().zip(inherited).enumerate() {
                 let t = times.as_ref().map(|t| t.spans[i]);
@@ -265,31 +265,34 @@ struct Row {
 }
 
 /// Each span's attributes merged with those of its ancestors (nearest ancestor wins; the
-/// span's own values win over all).
-fn inherit(trace: &[Span]) -> Vec<BTreeMap<String, AttrValue>> {
-    let index: HashMap<&str, usize> = trace
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.span_id.as_str(), i))
-        .collect();
-    (0..trace.len())
-        .map(|i| {
-            let mut merged = trace[i].attributes.clone();
-            let mut seen = vec![i];
-            let mut at = i;
-            while let Some(&p) = trace[at].parent_id.as_deref().and_then(|p| index.get(p)) {
-                if seen.contains(&p) {
-                    break;
-                }
-                seen.push(p);
-                for (k, v) in &trace[p].attributes {
-                    merged.entry(k.clone()).or_insert_with(|| v.clone());
-                }
-                at = p;
+/// span's own values win over all). One pass from the roots down; spans in a parent cycle
+/// (bad data) reach no root and start from their own attributes.
+fn inherit(trace: &[Span], tree: &Tree) -> Vec<BTreeMap<String, AttrValue>> {
+    let mut merged: Vec<Option<BTreeMap<String, AttrValue>>> = vec![None; trace.len()];
+    let mut stack: Vec<(usize, Option<usize>)> = tree.roots.iter().map(|&r| (r, None)).collect();
+    let mut unvisited = 0..trace.len();
+    loop {
+        while let Some((i, parent)) = stack.pop() {
+            if merged[i].is_some() {
+                continue;
             }
-            merged
-        })
-        .collect()
+            let mut own = trace[i].attributes.clone();
+            for (k, v) in parent
+                .and_then(|p| merged[p].as_ref())
+                .into_iter()
+                .flatten()
+            {
+                own.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            merged[i] = Some(own);
+            stack.extend(tree.children[i].iter().map(|&c| (c, Some(i))));
+        }
+        match unvisited.find(|&i| merged[i].is_none()) {
+            Some(i) => stack.push((i, None)),
+            None => break,
+        }
+    }
+    merged.into_iter().map(Option::unwrap_or_default).collect()
 }
 
 /// The column type an attribute gets: int if every value is an int, float if every value is
@@ -319,11 +322,22 @@ fn unify(a: Kind, b: Kind) -> Kind {
     }
 }
 
-fn frame<'a>(rows: &'a [Row]) -> Result<DataFrame, TableError> {
+fn frame(rows: &[Row]) -> Result<DataFrame, TableError> {
+    let mut columns = core_columns(rows);
+    columns.extend(
+        attribute_kinds(rows)
+            .into_iter()
+            .map(|(key, kind)| attribute_column(rows, key, kind)),
+    );
+    Ok(DataFrame::new(rows.len(), columns)?)
+}
+
+/// The fixed columns ([`CORE_COLUMNS`]).
+fn core_columns(rows: &[Row]) -> Vec<Column> {
     let str_col = |name: &str, f: &dyn Fn(&Row) -> Option<String>| {
         Column::new(name.into(), rows.iter().map(f).collect::<Vec<_>>())
     };
-    let mut columns = vec![
+    vec![
         str_col(TRACE_ID, &|r| Some(r.span.trace_id.clone())),
         str_col(SPAN_ID, &|r| Some(r.span.span_id.clone())),
         str_col(PARENT_ID, &|r| r.span.parent_id.clone()),
@@ -353,7 +367,11 @@ fn frame<'a>(rows: &'a [Row]) -> Result<DataFrame, TableError> {
             IS_ROOT.into(),
             rows.iter().map(|r| r.is_root).collect::<Vec<_>>(),
         ),
-    ];
+    ]
+}
+
+/// Every attribute key (other than the core columns) with the column type its values share.
+fn attribute_kinds(rows: &[Row]) -> BTreeMap<&str, Kind> {
     let mut kinds: BTreeMap<&str, Kind> = BTreeMap::new();
     for r in rows {
         for (k, v) in &r.attributes {
@@ -367,41 +385,42 @@ fn frame<'a>(rows: &'a [Row]) -> Result<DataFrame, TableError> {
                 .or_insert(kind);
         }
     }
-    for (key, kind) in kinds {
-        let get = |r: &'a Row| r.attributes.get(key);
-        let column = match kind {
-            Kind::Int => Column::new(
-                key.into(),
-                rows.iter()
-                    .map(|r| match get(r) {
-                        Some(AttrValue::Int(v)) => Some(*v),
-                        _ => None,
-                    })
-                    .collect::<Vec<_>>(),
-            ),
-            Kind::Float => Column::new(
-                key.into(),
-                rows.iter()
-                    .map(|r| get(r).and_then(AttrValue::as_f64))
-                    .collect::<Vec<_>>(),
-            ),
-            Kind::Bool => Column::new(
-                key.into(),
-                rows.iter()
-                    .map(|r| match get(r) {
-                        Some(AttrValue::Bool(v)) => Some(*v),
-                        _ => None,
-                    })
-                    .collect::<Vec<_>>(),
-            ),
-            Kind::Str => Column::new(
-                key.into(),
-                rows.iter()
-                    .map(|r| get(r).map(ToString::to_string))
-                    .collect::<Vec<_>>(),
-            ),
-        };
-        columns.push(column);
+    kinds
+}
+
+/// The column of the attribute `key`, typed `kind`; null where a row lacks it.
+fn attribute_column(rows: &[Row], key: &str, kind: Kind) -> Column {
+    let values = rows.iter().map(|r| r.attributes.get(key));
+    match kind {
+        Kind::Int => Column::new(
+            key.into(),
+            values
+                .map(|v| match v {
+                    Some(AttrValue::Int(v)) => Some(*v),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+        ),
+        Kind::Float => Column::new(
+            key.into(),
+            values
+                .map(|v| v.and_then(AttrValue::as_f64))
+                .collect::<Vec<_>>(),
+        ),
+        Kind::Bool => Column::new(
+            key.into(),
+            values
+                .map(|v| match v {
+                    Some(AttrValue::Bool(v)) => Some(*v),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+        ),
+        Kind::Str => Column::new(
+            key.into(),
+            values
+                .map(|v| v.map(ToString::to_string))
+                .collect::<Vec<_>>(),
+        ),
     }
-    Ok(DataFrame::new(rows.len(), columns)?)
 }

@@ -104,113 +104,23 @@ pub fn open_dataset(root: &Path) -> Result<Dataset, DatasetError> {
 /// `stimuli/`, `log/` are never scanned); dotfiles and paths matched by the root's
 /// `.bidsignore` (gitignore syntax) are skipped; symlinks are followed with loop detection.
 pub fn discover(dataset: &Dataset, filters: &Filters) -> Result<Discovery, DatasetError> {
-    let wanted = |list: &[String], prefix: &str, label: &str| {
-        list.is_empty()
-            || list
-                .iter()
-                .any(|l| l.strip_prefix(prefix).unwrap_or(l) == label)
-    };
-    let suffixes: Vec<String> = if filters.suffixes.is_empty() {
-        vec!["T1w".into()]
-    } else {
-        filters.suffixes.clone()
-    };
-
+    let selection = Selection::new(filters);
     let mut discovery = Discovery::default();
     let mut by_subject: BTreeMap<String, Vec<Input>> = BTreeMap::new();
-    let walker = ignore::WalkBuilder::new(&dataset.root)
-        .standard_filters(false)
-        .hidden(true)
-        .parents(false)
-        .follow_links(true)
-        .add_custom_ignore_filename(".bidsignore")
-        .max_depth(Some(4))
-        .sort_by_file_name(|a, b| a.cmp(b))
-        .filter_entry(|entry| {
-            entry.depth() != 1 || entry.file_name().to_string_lossy().starts_with("sub-")
-        })
-        .build();
-
-    for entry in walker {
+    for entry in walk(&dataset.root) {
         let entry = entry.map_err(|e| DatasetError::Walk(e.to_string()))?;
-        let relative = entry
-            .path()
-            .strip_prefix(&dataset.root)
-            .unwrap_or(entry.path())
-            .to_path_buf();
-        let components: Vec<String> = relative
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect();
-        let (subject_dir, session_dir, file_name) = match components.as_slice() {
-            [sub, anat, file] if anat == "anat" => (sub, None, file),
-            [sub, ses, anat, file] if anat == "anat" && ses.starts_with("ses-") => {
-                (sub, Some(ses), file)
-            }
-            _ => continue,
-        };
-        if !(file_name.ends_with(".nii") || file_name.ends_with(".nii.gz")) {
-            continue;
-        }
-        let name = match BidsName::parse(file_name) {
-            Ok(name) => name,
-            Err(reason) => {
-                discovery
-                    .warnings
-                    .push(format!("{}: skipped: {reason}", relative.display()));
-                continue;
-            }
-        };
-        if !suffixes.contains(&name.suffix) {
-            continue;
-        }
-        let subject = subject_dir.trim_start_matches("sub-").to_string();
-        let session = session_dir.map(|s| s.trim_start_matches("ses-").to_string());
-        if name.get("sub") != Some(subject.as_str()) || name.get("ses") != session.as_deref() {
-            discovery.warnings.push(format!(
-                "{}: skipped: sub/ses entities do not match the folders",
-                relative.display()
-            ));
-            continue;
-        }
-        if !wanted(&filters.participants, "sub-", &subject)
-            || !session
-                .as_deref()
-                .is_none_or(|s| wanted(&filters.sessions, "ses-", s))
-            || (session.is_none() && !filters.sessions.is_empty())
-        {
-            continue;
-        }
-        by_subject.entry(subject.clone()).or_default().push(Input {
-            path: entry.path().to_path_buf(),
-            relative,
-            subject,
-            session,
-            name,
-        });
-    }
-
-    match read_participants(&dataset.root.join("participants.tsv")) {
-        Ok(listed) => {
-            for label in listed {
-                if !dataset.root.join(format!("sub-{label}")).is_dir() {
-                    discovery.warnings.push(format!(
-                        "participants.tsv lists sub-{label}, which has no folder"
-                    ));
-                }
-            }
-        }
-        Err(e) => discovery.warnings.push(e),
-    }
-    for label in &filters.participants {
-        let label = label.strip_prefix("sub-").unwrap_or(label);
-        if !by_subject.contains_key(label) {
-            discovery.warnings.push(format!(
-                "--participant-label {label}: no matching input found"
-            ));
+        match selection.input(&dataset.root, entry.path()) {
+            Ok(Some(input)) => by_subject
+                .entry(input.subject.clone())
+                .or_default()
+                .push(input),
+            Ok(None) => {}
+            Err(warning) => discovery.warnings.push(warning),
         }
     }
-
+    discovery
+        .warnings
+        .extend(participant_warnings(&dataset.root, filters, &by_subject));
     discovery.subjects = by_subject
         .into_iter()
         .map(|(label, inputs)| {
@@ -225,4 +135,126 @@ pub fn discover(dataset: &Dataset, filters: &Filters) -> Result<Discovery, Datas
         })
         .collect();
     Ok(discovery)
+}
+
+/// Every path under `sub-*` down to `sub-*/ses-*/anat/<file>`, in name order.
+fn walk(root: &Path) -> ignore::Walk {
+    ignore::WalkBuilder::new(root)
+        .standard_filters(false)
+        .hidden(true)
+        .parents(false)
+        .follow_links(true)
+        .add_custom_ignore_filename(".bidsignore")
+        .max_depth(Some(4))
+        .sort_by_file_name(|a, b| a.cmp(b))
+        .filter_entry(|entry| {
+            entry.depth() != 1 || entry.file_name().to_string_lossy().starts_with("sub-")
+        })
+        .build()
+}
+
+/// The filters, with the default suffix filled in.
+struct Selection<'a> {
+    filters: &'a Filters,
+    suffixes: Vec<String>,
+}
+
+impl<'a> Selection<'a> {
+    fn new(filters: &'a Filters) -> Self {
+        let suffixes = if filters.suffixes.is_empty() {
+            vec!["T1w".into()]
+        } else {
+            filters.suffixes.clone()
+        };
+        Selection { filters, suffixes }
+    }
+
+    /// The input at `path`, if it is a selected anatomical image; a warning if it looks like one
+    /// but is misnamed.
+    fn input(&self, root: &Path, path: &Path) -> Result<Option<Input>, String> {
+        let relative = path.strip_prefix(root).unwrap_or(path).to_path_buf();
+        let components: Vec<String> = relative
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        let (subject_dir, session_dir, file_name) = match components.as_slice() {
+            [sub, anat, file] if anat == "anat" => (sub, None, file),
+            [sub, ses, anat, file] if anat == "anat" && ses.starts_with("ses-") => {
+                (sub, Some(ses), file)
+            }
+            _ => return Ok(None),
+        };
+        if !(file_name.ends_with(".nii") || file_name.ends_with(".nii.gz")) {
+            return Ok(None);
+        }
+        let name = BidsName::parse(file_name)
+            .map_err(|reason| format!("{}: skipped: {reason}", relative.display()))?;
+        if !self.suffixes.contains(&name.suffix) {
+            return Ok(None);
+        }
+        let subject = subject_dir.trim_start_matches("sub-").to_string();
+        let session = session_dir.map(|s| s.trim_start_matches("ses-").to_string());
+        if name.get("sub") != Some(subject.as_str()) || name.get("ses") != session.as_deref() {
+            return Err(format!(
+                "{}: skipped: sub/ses entities do not match the folders",
+                relative.display()
+            ));
+        }
+        if !self.wants(&subject, session.as_deref()) {
+            return Ok(None);
+        }
+        Ok(Some(Input {
+            path: path.to_path_buf(),
+            relative,
+            subject,
+            session,
+            name,
+        }))
+    }
+
+    fn wants(&self, subject: &str, session: Option<&str>) -> bool {
+        let listed = |list: &[String], prefix: &str, label: &str| {
+            list.is_empty()
+                || list
+                    .iter()
+                    .any(|l| l.strip_prefix(prefix).unwrap_or(l) == label)
+        };
+        let sessions = &self.filters.sessions;
+        listed(&self.filters.participants, "sub-", subject)
+            && match session {
+                Some(s) => listed(sessions, "ses-", s),
+                None => sessions.is_empty(),
+            }
+    }
+}
+
+/// Subjects listed in `participants.tsv` without a folder, and `--participant-label`s that
+/// matched nothing.
+fn participant_warnings(
+    root: &Path,
+    filters: &Filters,
+    found: &BTreeMap<String, Vec<Input>>,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    match read_participants(&root.join("participants.tsv")) {
+        Ok(listed) => {
+            for label in listed {
+                if !root.join(format!("sub-{label}")).is_dir() {
+                    warnings.push(format!(
+                        "participants.tsv lists sub-{label}, which has no folder"
+                    ));
+                }
+            }
+        }
+        Err(e) => warnings.push(e),
+    }
+    for label in &filters.participants {
+        let label = label.strip_prefix("sub-").unwrap_or(label);
+        if !found.contains_key(label) {
+            warnings.push(format!(
+                "--participant-label {label}: no matching input found"
+            ));
+        }
+    }
+    warnings
 }

@@ -99,9 +99,9 @@ fn submit(
     tasks: usize,
     subjects: usize,
 ) -> Result<ExitCode, Failure> {
-    let span = tracing::info_span!(parent: None, "batch", batch.id = %batch_id);
-    span.set_attribute("slurm.tasks", tasks as i64);
-    span.set_attribute("batch.subject_count", subjects as i64);
+    let span = tracing::info_span!(parent: None, names::SLURM_BATCH);
+    span.set_attribute(names::SLURM_TASKS, tasks as i64);
+    span.set_attribute(names::BATCH_SUBJECT_COUNT, subjects as i64);
     span.set_attribute(names::BATCH_ID, batch_id.to_string());
     let mut carrier = HashMap::new();
     TraceContextPropagator::new().inject_context(&span.context(), &mut carrier);
@@ -136,7 +136,7 @@ fn submit(
             ),
         ));
     };
-    span.set_attribute("slurm.job_id", job_id.clone());
+    span.set_attribute(names::SLURM_JOB_ID, job_id.clone());
     eprintln!(
         "neuro-batch: submitted SLURM array job {job_id} ({tasks} tasks); script {}",
         script_path.display()

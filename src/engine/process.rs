@@ -345,7 +345,7 @@ impl Steps<'_> {
         if self.processor.cancel.is_cancelled() {
             return Err(FileError::Cancelled);
         }
-        let span = tracing::info_span!("step", otel.name = name);
+        let span = tracing::info_span!(names::STEP, otel.name = name);
         self.attrs.apply(&span);
         let _entered = span.enter();
         let (start, thread_cpu, process_cpu) = (
@@ -387,10 +387,10 @@ impl Steps<'_> {
 fn record_exception(span: &Span, e: &FileError) {
     let message = e.to_string();
     span.add_event(
-        "exception",
+        names::EVENT_EXCEPTION,
         vec![
-            KeyValue::new("exception.type", e.kind()),
-            KeyValue::new("exception.message", message.clone()),
+            KeyValue::new(names::EXCEPTION_TYPE, e.kind()),
+            KeyValue::new(names::EXCEPTION_MESSAGE, message.clone()),
         ],
     );
     span.set_status(Status::error(message));

@@ -5,7 +5,8 @@ use rayon::prelude::*;
 
 /// Smooth `src` with an isotropic Gaussian of standard deviation `sigma_mm` (in mm, so
 /// anisotropic voxels get per-axis kernels). Axes where sigma is under 0.3 voxels are left
-/// alone.
+/// alone; a kernel is never wider than its axis (a blur wider than the image only spreads the
+/// replicated border further), so the work stays bounded by the image's extents.
 pub fn gaussian(src: &[f32], grid: &Grid, sigma_mm: f32) -> Vec<f32> {
     let mut current = src.to_vec();
     let mut scratch = vec![0f32; src.len()];
@@ -14,15 +15,16 @@ pub fn gaussian(src: &[f32], grid: &Grid, sigma_mm: f32) -> Vec<f32> {
         if sigma.is_nan() || sigma < 0.3 || grid.dims[axis] < 2 {
             continue;
         }
-        let kernel = kernel(sigma);
+        let kernel = kernel(sigma, grid.dims[axis]);
         convolve_axis(&current, &mut scratch, grid, axis, &kernel);
         std::mem::swap(&mut current, &mut scratch);
     }
     current
 }
 
-fn kernel(sigma: f32) -> Vec<f32> {
-    let radius = (3.0 * sigma).ceil().max(1.0) as isize;
+/// Normalised Gaussian weights, `±3σ` but at most `±extent`.
+fn kernel(sigma: f32, extent: usize) -> Vec<f32> {
+    let radius = (3.0 * sigma).ceil().clamp(1.0, extent as f32) as isize;
     let mut k: Vec<f32> = (-radius..=radius)
         .map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp())
         .collect();

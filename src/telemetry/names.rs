@@ -33,7 +33,13 @@ pub const WRITE_OUTPUT: &str = "write_output";
 /// Stage span names (the stage's own name).
 pub const STAGES: [&str; 3] = ["skull_strip", "bias_correction", "normalization"];
 
-/// Every span name neuro-batch emits.
+/// tracing's name for the load, stage and write spans; their OpenTelemetry name is the step's
+/// (`otel.name`).
+pub const STEP: &str = "step";
+/// Root span of `neuro-batch slurm`: the submission, parent of every subject trace of the job.
+pub const SLURM_BATCH: &str = "batch";
+
+/// Every span name a run emits.
 pub const ALL_SPANS: [&str; 8] = [
     PROCESS_SUBJECT,
     PROCESS_FILE,
@@ -90,6 +96,13 @@ pub const PROCESS_PEAK_RSS_MB: &str = "process.peak_rss_mb";
 /// Outcome of the file: `ok`, `failed`, `skipped`, `cancelled`.
 pub const OUTCOME: &str = "neuro_batch.outcome";
 
+/// `slurm` span: array tasks submitted.
+pub const SLURM_TASKS: &str = "slurm.tasks";
+/// `slurm` span: the job id sbatch gave.
+pub const SLURM_JOB_ID: &str = "slurm.job_id";
+/// `slurm` span: subjects in the job.
+pub const BATCH_SUBJECT_COUNT: &str = "batch.subject_count";
+
 /// Every span attribute key above (stage facts, `<stage>.<fact>`, come on top).
 pub const ALL_ATTRIBUTES: [&str; 26] = [
     BATCH_ID,
@@ -119,6 +132,13 @@ pub const ALL_ATTRIBUTES: [&str; 26] = [
     "bias_correction.field_max",
     "normalization.high_value",
 ];
+
+/// Event (OpenTelemetry semantic conventions): the error that failed the span.
+pub const EVENT_EXCEPTION: &str = "exception";
+/// `exception` event: the error's kind.
+pub const EXCEPTION_TYPE: &str = "exception.type";
+/// `exception` event: the error's message.
+pub const EXCEPTION_MESSAGE: &str = "exception.message";
 
 /// Event: a `.nii.gz` was fully decompressed.
 pub const EVENT_DECOMPRESSED: &str = "decompressed";

@@ -12,6 +12,13 @@ use std::path::{Path, PathBuf};
 pub const MAX_DIM: usize = 8192;
 /// Largest accepted voxel payload (16 GiB); larger claims are rejected before allocating.
 pub const MAX_VOLUME_BYTES: u64 = 16 << 30;
+/// Accepted voxel sizes, mm (after `xyzt_units`): from ex-vivo microscopy-grade MRI (50 µm) to
+/// coarse spectroscopic grids. Every kernel radius and distance the stages derive is bounded by
+/// the image extent divided by these.
+pub const VOXEL_MM: std::ops::RangeInclusive<f32> = 0.05..=100.0;
+/// The first byte voxel data may start at in a single file: the 348-byte header plus the
+/// 4-byte extension flag.
+pub const MIN_VOX_OFFSET: u64 = 352;
 /// DEFLATE cannot expand data by more than ~1032:1; a gzip file claiming more is lying.
 const MAX_DEFLATE_RATIO: u64 = 1032;
 const NIFTI1_HEADER_BYTES: usize = 348;
@@ -171,129 +178,54 @@ pub(super) fn read_header(
     validate(path, header, compressed, file_size)
 }
 
+/// Why a header was refused; [`Refusal::at`] names the file.
+enum Refusal {
+    Invalid(String),
+    Unsupported(String),
+    Truncated(String),
+}
+
+impl Refusal {
+    fn at(self, path: &Path) -> VolumeError {
+        let path = path.to_path_buf();
+        match self {
+            Refusal::Invalid(reason) => VolumeError::InvalidHeader { path, reason },
+            Refusal::Unsupported(reason) => VolumeError::Unsupported { path, reason },
+            Refusal::Truncated(reason) => VolumeError::Truncated { path, reason },
+        }
+    }
+}
+
+/// Every field the reader and the stages size anything from, checked against the limits above
+/// and against the file.
 fn validate(
     path: &Path,
     mut header: NiftiHeader,
     compressed: bool,
     file_size: u64,
 ) -> Result<HeaderInfo, VolumeError> {
-    let invalid = |reason: String| VolumeError::InvalidHeader {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let unsupported = |reason: String| VolumeError::Unsupported {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let ndim = header.dim[0] as usize;
-    if !(1..=7).contains(&ndim) {
-        return Err(invalid(format!("dim[0] = {ndim}, must be 1..7")));
-    }
-    let mut extents = [1usize; 7];
-    for (axis, extent) in extents.iter_mut().enumerate().take(ndim) {
-        // Dimensions are signed 16-bit in the file; the crate reads them unsigned.
-        let value = header.dim[axis + 1] as i16;
-        if value <= 0 {
-            return Err(invalid(format!(
-                "dim[{}] = {value}, must be positive",
-                axis + 1
-            )));
-        }
-        *extent = value as usize;
-    }
-    if ndim < 3 {
-        return Err(unsupported(format!(
-            "{ndim}-D image; a 3-D volume is required"
-        )));
-    }
-    let volumes: usize = extents[3..].iter().product();
-    if volumes > 1 {
-        return Err(unsupported(format!(
-            "{ndim}-D image with {volumes} volumes; only 3-D or single-volume 4-D images are supported"
-        )));
-    }
-    let dims = [extents[0], extents[1], extents[2]];
-    if let Some(&big) = dims.iter().find(|&&d| d > MAX_DIM) {
-        return Err(invalid(format!(
-            "extent {big} exceeds the supported maximum of {MAX_DIM}"
-        )));
-    }
-
-    let datatype = header
-        .data_type()
-        .map_err(|_| unsupported(format!("unknown datatype code {}", header.datatype)))?;
-    let bytes_per_voxel = match datatype {
-        NiftiType::Uint8 | NiftiType::Int8 => 1,
-        NiftiType::Int16 | NiftiType::Uint16 => 2,
-        NiftiType::Int32 | NiftiType::Uint32 | NiftiType::Float32 => 4,
-        NiftiType::Float64 => 8,
-        other => {
-            return Err(unsupported(format!(
-                "datatype {} (code {}); supported: uint8, int8, int16, uint16, int32, uint32, float32, float64",
-                dtype_name(other),
-                header.datatype
-            )));
-        }
-    };
-    let voxels: u64 = dims.iter().map(|&d| d as u64).product();
-    let data_bytes = voxels * bytes_per_voxel as u64;
-    if data_bytes > MAX_VOLUME_BYTES {
-        return Err(invalid(format!(
-            "{}x{}x{} {} needs {} bytes, above the {} byte limit",
-            dims[0],
-            dims[1],
-            dims[2],
-            dtype_name(datatype),
+    let checked = || {
+        let dims = extents(&header)?;
+        let (datatype, bytes_per_voxel) = voxel_type(&header)?;
+        let data_bytes = payload(dims, datatype, bytes_per_voxel)?;
+        let vox_offset = data_offset(&header, data_bytes, compressed, file_size)?;
+        let spacing_mm = spacing(&header)?;
+        Ok((
+            dims,
+            datatype,
+            bytes_per_voxel,
             data_bytes,
-            MAX_VOLUME_BYTES
-        )));
-    }
-
-    let offset = header.vox_offset;
-    if !offset.is_finite() || offset < NIFTI1_HEADER_BYTES as f32 || offset > (64 << 20) as f32 {
-        return Err(invalid(format!("vox_offset {offset} is out of range")));
-    }
-    let vox_offset = offset as u64;
-    let needed = vox_offset + data_bytes;
-    if compressed {
-        let ceiling = file_size.saturating_mul(MAX_DEFLATE_RATIO) + 4096;
-        if needed > ceiling {
-            return Err(invalid(format!(
-                "header claims {needed} bytes of image but a {file_size}-byte gzip file can hold at most {ceiling}"
-            )));
-        }
-    } else if file_size < needed {
-        return Err(VolumeError::Truncated {
-            path: path.to_path_buf(),
-            reason: format!(
-                "header promises {data_bytes} bytes of voxels at offset {vox_offset}, file has {file_size} bytes"
-            ),
-        });
-    }
-
-    let unit_mm = match header.xyzt_units & 0x07 {
-        1 => 1000.0, // metres
-        3 => 0.001,  // micrometres
-        _ => 1.0,    // millimetres, or unknown (conventionally mm)
+            vox_offset,
+            spacing_mm,
+        ))
     };
-    let mut spacing_mm = [0f32; 3];
-    for (axis, spacing) in spacing_mm.iter_mut().enumerate() {
-        let p = header.pixdim[axis + 1].abs();
-        if !p.is_finite() || p == 0.0 {
-            return Err(invalid(format!(
-                "pixdim[{}] = {} is not a usable voxel size",
-                axis + 1,
-                header.pixdim[axis + 1]
-            )));
-        }
-        *spacing = p * unit_mm;
-    }
+    let (dims, datatype, bytes_per_voxel, data_bytes, vox_offset, spacing_mm) =
+        checked().map_err(|r: Refusal| r.at(path))?;
     if !header.scl_slope.is_finite() || !header.scl_inter.is_finite() {
         // NIfTI: slope 0 means "no scaling"; nibabel treats NaN the same way.
         header.scl_slope = 0.0;
         header.scl_inter = 0.0;
     }
-
     Ok(HeaderInfo {
         header,
         dims,
@@ -305,6 +237,145 @@ fn validate(
         compressed,
         file_size,
     })
+}
+
+/// `(nx, ny, nz)` of a 3-D image (or a 4-D one holding a single volume).
+fn extents(header: &NiftiHeader) -> Result<[usize; 3], Refusal> {
+    let ndim = header.dim[0] as usize;
+    if !(1..=7).contains(&ndim) {
+        return Err(Refusal::Invalid(format!("dim[0] = {ndim}, must be 1..7")));
+    }
+    let mut extents = [1usize; 7];
+    for (axis, extent) in extents.iter_mut().enumerate().take(ndim) {
+        // Dimensions are signed 16-bit in the file; the crate reads them unsigned.
+        let value = header.dim[axis + 1] as i16;
+        if value <= 0 {
+            return Err(Refusal::Invalid(format!(
+                "dim[{}] = {value}, must be positive",
+                axis + 1
+            )));
+        }
+        *extent = value as usize;
+    }
+    if ndim < 3 {
+        return Err(Refusal::Unsupported(format!(
+            "{ndim}-D image; a 3-D volume is required"
+        )));
+    }
+    let volumes: usize = extents[3..].iter().product();
+    if volumes > 1 {
+        return Err(Refusal::Unsupported(format!(
+            "{ndim}-D image with {volumes} volumes; only 3-D or single-volume 4-D images are supported"
+        )));
+    }
+    let dims = [extents[0], extents[1], extents[2]];
+    if let Some(&big) = dims.iter().find(|&&d| d > MAX_DIM) {
+        return Err(Refusal::Invalid(format!(
+            "extent {big} exceeds the supported maximum of {MAX_DIM}"
+        )));
+    }
+    Ok(dims)
+}
+
+/// The stored voxel type and its size in bytes.
+fn voxel_type(header: &NiftiHeader) -> Result<(NiftiType, usize), Refusal> {
+    let datatype = header
+        .data_type()
+        .map_err(|_| Refusal::Unsupported(format!("unknown datatype code {}", header.datatype)))?;
+    let bytes_per_voxel = match datatype {
+        NiftiType::Uint8 | NiftiType::Int8 => 1,
+        NiftiType::Int16 | NiftiType::Uint16 => 2,
+        NiftiType::Int32 | NiftiType::Uint32 | NiftiType::Float32 => 4,
+        NiftiType::Float64 => 8,
+        other => {
+            return Err(Refusal::Unsupported(format!(
+                "datatype {} (code {}); supported: uint8, int8, int16, uint16, int32, uint32, float32, float64",
+                dtype_name(other),
+                header.datatype
+            )));
+        }
+    };
+    Ok((datatype, bytes_per_voxel))
+}
+
+/// Bytes of voxel data, within [`MAX_VOLUME_BYTES`].
+fn payload(dims: [usize; 3], datatype: NiftiType, bytes_per_voxel: usize) -> Result<u64, Refusal> {
+    let voxels: u64 = dims.iter().map(|&d| d as u64).product();
+    let data_bytes = voxels * bytes_per_voxel as u64;
+    if data_bytes > MAX_VOLUME_BYTES {
+        return Err(Refusal::Invalid(format!(
+            "{}x{}x{} {} needs {} bytes, above the {} byte limit",
+            dims[0],
+            dims[1],
+            dims[2],
+            dtype_name(datatype),
+            data_bytes,
+            MAX_VOLUME_BYTES
+        )));
+    }
+    Ok(data_bytes)
+}
+
+/// Where the voxels start; the file must be able to hold them after that.
+fn data_offset(
+    header: &NiftiHeader,
+    data_bytes: u64,
+    compressed: bool,
+    file_size: u64,
+) -> Result<u64, Refusal> {
+    let offset = header.vox_offset;
+    if !offset.is_finite() || offset < MIN_VOX_OFFSET as f32 || offset > (64 << 20) as f32 {
+        return Err(Refusal::Invalid(format!(
+            "vox_offset {offset} is out of range (a single-file NIfTI-1 image stores its voxels \
+             at {MIN_VOX_OFFSET} or later)"
+        )));
+    }
+    let vox_offset = offset as u64;
+    let needed = vox_offset + data_bytes;
+    if compressed {
+        let ceiling = file_size.saturating_mul(MAX_DEFLATE_RATIO) + 4096;
+        if needed > ceiling {
+            return Err(Refusal::Invalid(format!(
+                "header claims {needed} bytes of image but a {file_size}-byte gzip file can hold at most {ceiling}"
+            )));
+        }
+    } else if file_size < needed {
+        return Err(Refusal::Truncated(format!(
+            "header promises {data_bytes} bytes of voxels at offset {vox_offset}, file has {file_size} bytes"
+        )));
+    }
+    Ok(vox_offset)
+}
+
+/// Voxel size in mm along each axis, within [`VOXEL_MM`]. The sign of a pixdim is ignored
+/// (the orientation lives in qfac and the affine).
+fn spacing(header: &NiftiHeader) -> Result<[f32; 3], Refusal> {
+    let unit_mm = match header.xyzt_units & 0x07 {
+        1 => 1000.0, // metres
+        3 => 0.001,  // micrometres
+        _ => 1.0,    // millimetres, or unknown (conventionally mm)
+    };
+    let mut spacing_mm = [0f32; 3];
+    for (axis, spacing) in spacing_mm.iter_mut().enumerate() {
+        let raw = header.pixdim[axis + 1];
+        let mm = raw.abs() * unit_mm;
+        if !mm.is_finite() || mm == 0.0 {
+            return Err(Refusal::Invalid(format!(
+                "pixdim[{}] = {raw} is not a usable voxel size",
+                axis + 1
+            )));
+        }
+        if !VOXEL_MM.contains(&mm) {
+            return Err(Refusal::Unsupported(format!(
+                "pixdim[{}] = {raw} gives a voxel size of {mm} mm, outside the supported {}–{} mm",
+                axis + 1,
+                VOXEL_MM.start(),
+                VOXEL_MM.end()
+            )));
+        }
+        *spacing = mm;
+    }
+    Ok(spacing_mm)
 }
 
 /// Fill as much of `buf` as the stream holds; returns how many bytes were read.

@@ -25,7 +25,7 @@ pub fn findings(report: &Report) -> Result<String, csv::Error> {
         w.write_record([
             f.span.clone(),
             f.attribute.clone(),
-            f.kind.to_owned(),
+            f.kind.as_str().to_owned(),
             f.count.to_string(),
             f.explained.to_string(),
             opt(f.rho),

@@ -5,10 +5,10 @@
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::sections::{sections, source_line};
-use crate::rank::Finding;
+use super::sections::{Part, sections, source_line};
+use crate::rank::{self, Finding, Kind};
 use crate::report::Report;
-use crate::table::{self, SpanTable, TableError, Values};
+use crate::table::{SpanTable, TableError};
 
 /// Why the page could not be drawn.
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +50,7 @@ pub fn page(report: &Report, table: &SpanTable, max_findings: usize) -> Result<S
     }
     for s in sections(report, max_findings) {
         out += &format!("<h2>{}</h2>\n", escape(&s.title));
-        if s.title == "What explains it" {
+        if s.part == Part::Findings {
             out += &plots(report, table, max_findings.min(6))?;
         }
         if !s.rows.is_empty() {
@@ -75,7 +75,7 @@ pub fn page(report: &Report, table: &SpanTable, max_findings: usize) -> Result<S
         if let Some(f) = &s.footer {
             out += &format!("<p class=\"foot\">{}</p>\n", escape(f));
         }
-        if s.title == "Where the time goes" {
+        if s.part == Part::Spans {
             out += &critical_path_plot(report)?;
         }
     }
@@ -88,7 +88,7 @@ fn plots(report: &Report, table: &SpanTable, max: usize) -> Result<String, HtmlE
     for f in report
         .findings
         .iter()
-        .filter(|f| f.significant && f.kind == "numeric")
+        .filter(|f| f.significant && f.kind == Kind::Numeric)
         .take(max)
     {
         out += &scatter(f, table)?;
@@ -98,24 +98,17 @@ fn plots(report: &Report, table: &SpanTable, max: usize) -> Result<String, HtmlE
     Ok(out)
 }
 
-/// Duration against the attribute, with the least-squares line.
+/// Duration against the attribute, with the least-squares line: the points and the line the
+/// finding was computed from ([`rank::points`]).
 fn scatter(f: &Finding, table: &SpanTable) -> Result<String, HtmlError> {
-    let rows = table.of_name(&f.span)?;
-    let Values::Numeric(x) = rows.values(&f.attribute)? else {
+    let Some(points) = rank::points(table, &f.span, &f.attribute)? else {
         return Ok(String::new());
     };
-    let y = rows.floats(table::DURATION_MS)?;
-    let points: Vec<(f64, f64)> = x
-        .into_iter()
-        .zip(y)
-        .filter_map(|(a, b)| Some((a?, b?)))
-        .collect();
-    if points.is_empty() {
+    if points.x.is_empty() {
         return Ok(String::new());
     }
-    let (xs, ys): (Vec<f64>, Vec<f64>) = points.iter().copied().unzip();
-    let (x0, x1) = bounds(&xs);
-    let (_, y1) = bounds(&ys);
+    let (x0, x1) = bounds(&points.x);
+    let (_, y1) = bounds(&points.y);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (520, 340)).into_drawing_area();
@@ -132,20 +125,20 @@ fn scatter(f: &Finding, table: &SpanTable) -> Result<String, HtmlError> {
             .map_err(plot_err)?;
         chart
             .configure_mesh()
-            .x_desc(format!("{} {}", f.attribute, f.unit.trim()))
+            .x_desc(axis_label(f))
             .y_desc("duration (ms)")
             .draw()
             .map_err(plot_err)?;
         chart
             .draw_series(
                 points
+                    .x
                     .iter()
-                    .map(|&p| Circle::new(p, 3, BLUE.mix(0.6).filled())),
+                    .zip(&points.y)
+                    .map(|(&x, &y)| Circle::new((x, y), 3, BLUE.mix(0.6).filled())),
             )
             .map_err(plot_err)?;
-        if let Some(slope) = f.slope_ms_per_unit {
-            let n = xs.len() as f64;
-            let intercept = ys.iter().sum::<f64>() / n - slope * xs.iter().sum::<f64>() / n;
+        if let Some((intercept, slope)) = points.line() {
             chart
                 .draw_series(LineSeries::new(
                     [x0, x1].map(|x| (x, intercept + slope * x)),
@@ -190,7 +183,7 @@ fn bucket_bars(f: &Finding) -> Result<String, HtmlError> {
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(0)
-            .x_desc(format!("{} ({})", f.attribute, f.unit.trim()))
+            .x_desc(axis_label(f))
             .y_desc("ms")
             .draw()
             .map_err(plot_err)?;
@@ -277,6 +270,15 @@ fn critical_path_plot(report: &Report) -> Result<String, HtmlError> {
     Ok(svg)
 }
 
+/// `file.size_mb (MB)`, or the key alone when it names no unit.
+fn axis_label(f: &Finding) -> String {
+    if f.unit.is_empty() {
+        f.attribute.clone()
+    } else {
+        format!("{} ({})", f.attribute, f.unit)
+    }
+}
+
 fn bounds(v: &[f64]) -> (f64, f64) {
     let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -285,5 +287,70 @@ fn bounds(v: &[f64]) -> (f64, f64) {
         (lo - pad, hi + pad)
     } else {
         (lo - 1.0, hi + 1.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SourceInfo;
+    use crate::rank::RankOptions;
+    use crate::report::{self, ReportOptions};
+    use crate::span::{AttrValue, Span, Status};
+
+    /// `read` spans whose duration grows with the bytes read (40 ms per MB), and failed ones
+    /// that read far more and took far longer.
+    fn spans() -> Vec<Span> {
+        (0..36)
+            .map(|i| {
+                let failed = i >= 30;
+                let mb = if failed { 900.0 } else { f64::from(i + 1) };
+                let ms = if failed { 90_000.0 } else { 5.0 + 40.0 * mb };
+                Span {
+                    trace_id: format!("{i:032x}"),
+                    span_id: format!("{i:016x}"),
+                    parent_id: None,
+                    name: "read".into(),
+                    service: "neuro-batch".into(),
+                    start_ns: 0,
+                    end_ns: (ms * 1e6) as i64,
+                    status: if failed { Status::Error } else { Status::Ok },
+                    error_message: failed.then(|| "boom".into()),
+                    attributes: [(
+                        "io.bytes_read".to_owned(),
+                        AttrValue::Int((mb * 1e6) as i64),
+                    )]
+                    .into(),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_scatter_shows_the_points_the_finding_was_computed_from() {
+        let table = SpanTable::build(spans()).unwrap();
+        let options = ReportOptions {
+            rank: RankOptions::default(),
+            label_attribute: "bids.subject".into(),
+            grafana: None,
+            slowest: 3,
+        };
+        let report = report::build(&table, SourceInfo::default(), &options).unwrap();
+        let finding = &report.findings[0];
+        assert_eq!(finding.attribute, "io.bytes_read");
+        assert!((finding.slope_ms_per_unit.unwrap() - 40.0).abs() < 1e-6);
+
+        let svg = scatter(finding, &table).unwrap();
+        // One circle per successful span: the failed ones are not part of the finding.
+        assert_eq!(svg.matches("<circle").count(), 30, "{svg}");
+        // The x axis is in MB (ticks up to 30), not in bytes.
+        assert!(svg.contains("io.bytes_read (MB)"), "{svg}");
+        assert!(!svg.contains("000000<"), "x ticks in bytes: {svg}");
+
+        let points = rank::points(&table, "read", "io.bytes_read")
+            .unwrap()
+            .unwrap();
+        let (intercept, slope) = points.line().unwrap();
+        assert!((intercept - 5.0).abs() < 1e-6 && (slope - 40.0).abs() < 1e-9);
     }
 }

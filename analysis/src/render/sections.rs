@@ -1,11 +1,26 @@
 //! The report as titled tables of text: one layout, drawn by the terminal, Markdown and HTML
 //! renderers.
 
-use crate::rank::fmt_ms;
 use crate::report::Report;
+use crate::units::fmt_ms;
+
+/// Which part of the report a section shows (renderers add their plots by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Per span name: counts and percentiles.
+    Spans,
+    /// Significant attribute findings.
+    Findings,
+    /// The slowest traces.
+    Slowest,
+    /// Failed traces.
+    Failures,
+}
 
 /// A titled table.
 pub struct Section {
+    /// What it shows.
+    pub part: Part,
     /// Heading.
     pub title: String,
     /// Column names.
@@ -22,8 +37,20 @@ fn pct(v: Option<f64>) -> String {
 
 /// The sections of a report, in reading order; empty sections are left out.
 pub fn sections(report: &Report, max_findings: usize) -> Vec<Section> {
-    let mut out = Vec::new();
-    out.push(Section {
+    [
+        Some(spans(report)),
+        Some(findings(report, max_findings)),
+        slowest(report),
+        failures(report),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+fn spans(report: &Report) -> Section {
+    Section {
+        part: Part::Spans,
         title: "Where the time goes".into(),
         header: [
             "span",
@@ -62,12 +89,15 @@ pub fn sections(report: &Report, max_findings: usize) -> Vec<Section> {
              critical path: the span's own share of the traces' critical paths (sums to 100 %)"
                 .into(),
         ),
-    });
+    }
+}
 
+fn findings(report: &Report, max_findings: usize) -> Section {
     let significant: Vec<_> = report.findings.iter().filter(|f| f.significant).collect();
     let shown = significant.len().min(max_findings);
     let left_out = report.findings.len() - shown;
-    out.push(Section {
+    Section {
+        part: Part::Findings,
         title: "What explains it".into(),
         header: ["#", "finding", "n", "q"].map(String::from).into(),
         rows: significant
@@ -104,70 +134,77 @@ pub fn sections(report: &Report, max_findings: usize) -> Vec<Section> {
                 report.findings.len()
             )
         }),
-    });
-
-    if !report.slowest.is_empty() {
-        let with_links = report.slowest.iter().any(|t| t.link.is_some());
-        let mut header: Vec<String> = [
-            "trace",
-            "duration",
-            "status",
-            "critical path mostly",
-            "trace id",
-        ]
-        .map(String::from)
-        .into();
-        if with_links {
-            header.push("link".into());
-        }
-        out.push(Section {
-            title: "Slowest traces".into(),
-            header,
-            rows: report
-                .slowest
-                .iter()
-                .map(|t| {
-                    let mut row = vec![
-                        t.label.clone().unwrap_or_else(|| t.root.clone()),
-                        fmt_ms(t.duration_ms),
-                        t.status.clone(),
-                        t.critical_span
-                            .as_ref()
-                            .map_or_else(|| "–".into(), |(n, ms)| format!("{n} ({})", fmt_ms(*ms))),
-                        t.trace_id.clone(),
-                    ];
-                    if with_links {
-                        row.push(t.link.clone().unwrap_or_default());
-                    }
-                    row
-                })
-                .collect(),
-            footer: None,
-        });
     }
+}
 
-    if !report.failures.is_empty() {
-        out.push(Section {
-            title: format!("Failures ({})", report.failures.len()),
-            header: ["trace", "span", "message", "trace id"]
-                .map(String::from)
-                .into(),
-            rows: report
-                .failures
-                .iter()
-                .map(|f| {
-                    vec![
-                        f.label.clone().unwrap_or_else(|| "–".into()),
-                        f.span.clone(),
-                        f.message.clone().unwrap_or_default(),
-                        f.trace_id.clone(),
-                    ]
-                })
-                .collect(),
-            footer: None,
-        });
+fn slowest(report: &Report) -> Option<Section> {
+    if report.slowest.is_empty() {
+        return None;
     }
-    out
+    let with_links = report.slowest.iter().any(|t| t.link.is_some());
+    let mut header: Vec<String> = [
+        "trace",
+        "duration",
+        "status",
+        "critical path mostly",
+        "trace id",
+    ]
+    .map(String::from)
+    .into();
+    if with_links {
+        header.push("link".into());
+    }
+    Some(Section {
+        part: Part::Slowest,
+        title: "Slowest traces".into(),
+        header,
+        rows: report
+            .slowest
+            .iter()
+            .map(|t| {
+                let mut row = vec![
+                    t.label.clone().unwrap_or_else(|| t.root.clone()),
+                    fmt_ms(t.duration_ms),
+                    t.status.clone(),
+                    t.critical_span
+                        .as_ref()
+                        .map_or_else(|| "–".into(), |(n, ms)| format!("{n} ({})", fmt_ms(*ms))),
+                    t.trace_id.clone(),
+                ];
+                if with_links {
+                    row.push(t.link.clone().unwrap_or_default());
+                }
+                row
+            })
+            .collect(),
+        footer: None,
+    })
+}
+
+fn failures(report: &Report) -> Option<Section> {
+    if report.failures.is_empty() {
+        return None;
+    }
+    Some(Section {
+        part: Part::Failures,
+        title: format!("Failures ({})", report.failures.len()),
+        header: ["trace", "span", "message", "trace id"]
+            .map(String::from)
+            .into(),
+        rows: report
+            .failures
+            .iter()
+            .map(|f| {
+                vec![
+                    f.label.clone().unwrap_or_else(|| "–".into()),
+                    f.span.clone(),
+                    f.message.clone().unwrap_or_default(),
+                    f.trace_id.clone(),
+                ]
+            })
+            .collect(),
+        footer: None,
+    })
 }
 
 /// The one-line source description.

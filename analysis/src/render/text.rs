@@ -48,6 +48,7 @@ pub fn markdown(report: &Report, max_findings: usize) -> String {
         if !s.rows.is_empty() {
             let escaped = Section {
                 title: String::new(),
+                part: s.part,
                 header: s.header.clone(),
                 rows: s
                     .rows

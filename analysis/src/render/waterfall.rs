@@ -1,8 +1,8 @@
 //! One trace as a terminal waterfall: the span tree, indented, with a bar on a shared time axis,
 //! the duration and the status.
 
-use crate::rank::fmt_ms;
 use crate::span::{Span, Status, Tree};
+use crate::units::fmt_ms;
 
 /// Draws the trace; `width` is the bar area in columns.
 pub fn waterfall(spans: &[Span], width: usize) -> String {
