@@ -48,29 +48,50 @@ pub fn sharpen(u: &[f64], params: &Sharpening) -> Vec<f64> {
         hist[i] += 1.0 - f;
         hist[(i + 1).min(bins - 1)] += f;
     }
+    let expected = expected_per_bin(&hist, lo, width, params);
+    u.iter()
+        .map(|&v| {
+            let t = (v - lo) / width;
+            let i = (t.floor() as usize).min(bins - 2);
+            let frac = t - i as f64;
+            expected[i] * (1.0 - frac) + expected[i + 1] * frac
+        })
+        .collect()
+}
 
-    // Pad to a power of two with the histogram centred.
-    let n = (bins as f64).log2().ceil() as u32 + 1;
-    let n = 1usize << n;
-    let offset = (n - bins) / 2;
-    let mut planner = FftPlanner::<f64>::new();
-    let fft = planner.plan_fft_forward(n);
-    let ifft = planner.plan_fft_inverse(n);
-    let forward = |data: Vec<f64>| {
+/// Forward and inverse FFTs of one length.
+struct Fft {
+    n: usize,
+    forward: std::sync::Arc<dyn rustfft::Fft<f64>>,
+    inverse: std::sync::Arc<dyn rustfft::Fft<f64>>,
+}
+
+impl Fft {
+    fn new(n: usize) -> Self {
+        let mut planner = FftPlanner::<f64>::new();
+        Fft {
+            n,
+            forward: planner.plan_fft_forward(n),
+            inverse: planner.plan_fft_inverse(n),
+        }
+    }
+
+    fn forward(&self, data: Vec<f64>) -> Vec<Complex<f64>> {
         let mut c: Vec<Complex<f64>> = data.into_iter().map(|r| Complex::new(r, 0.0)).collect();
-        fft.process(&mut c);
+        self.forward.process(&mut c);
         c
-    };
-    let inverse = |mut c: Vec<Complex<f64>>| -> Vec<f64> {
-        ifft.process(&mut c);
-        c.into_iter().map(|z| z.re / n as f64).collect()
-    };
+    }
 
-    let mut padded = vec![0f64; n];
-    padded[offset..offset + bins].copy_from_slice(&hist);
-    let v = forward(padded);
-    // The blur: a Gaussian of the given FWHM, in bins, centred at 0 (circularly).
-    let sigma = (params.fwhm / width) / (2.0 * (2.0 * std::f64::consts::LN_2).sqrt());
+    fn inverse(&self, mut c: Vec<Complex<f64>>) -> Vec<f64> {
+        self.inverse.process(&mut c);
+        c.into_iter().map(|z| z.re / self.n as f64).collect()
+    }
+}
+
+/// The histogram's blur: a Gaussian of `fwhm` (in bins) on `n` points, centred at 0
+/// (circularly), summing to 1.
+fn blur_kernel(n: usize, fwhm_bins: f64) -> Vec<f64> {
+    let sigma = fwhm_bins / (2.0 * (2.0 * std::f64::consts::LN_2).sqrt());
     let mut kernel: Vec<f64> = (0..n)
         .map(|k| {
             let d = k.min(n - k) as f64;
@@ -79,27 +100,49 @@ pub fn sharpen(u: &[f64], params: &Sharpening) -> Vec<f64> {
         .collect();
     let total: f64 = kernel.iter().sum();
     kernel.iter_mut().for_each(|k| *k /= total);
-    let f = forward(kernel);
+    kernel
+}
+
+/// Per bin of `hist` (bin `b` at `lo + b·width`): the expected unblurred value,
+/// E[u | blurred value] = (x·U ⊛ F) / (U ⊛ F), where U is the Wiener-deconvolved histogram.
+fn expected_per_bin(hist: &[f64], lo: f64, width: f64, params: &Sharpening) -> Vec<f64> {
+    let bins = hist.len();
+    // Pad to a power of two with the histogram centred.
+    let n = 1usize << ((bins as f64).log2().ceil() as u32 + 1);
+    let offset = (n - bins) / 2;
+    let fft = Fft::new(n);
+    let mut padded = vec![0f64; n];
+    padded[offset..offset + bins].copy_from_slice(hist);
+    let v = fft.forward(padded);
+    let f = fft.forward(blur_kernel(n, params.fwhm / width));
     let sharpened: Vec<Complex<f64>> = v
         .iter()
         .zip(&f)
         .map(|(v, f)| v * f.conj() / (f.norm_sqr() + params.wiener_noise))
         .collect();
-    let density: Vec<f64> = inverse(sharpened).into_iter().map(|d| d.max(0.0)).collect();
+    let density: Vec<f64> = fft
+        .inverse(sharpened)
+        .into_iter()
+        .map(|d| d.max(0.0))
+        .collect();
 
-    // E[u | blurred value] = (x·U ⊛ F) / (U ⊛ F), per bin.
     let x: Vec<f64> = (0..n)
         .map(|k| lo + (k as f64 - offset as f64) * width)
         .collect();
     let weighted: Vec<f64> = density.iter().zip(&x).map(|(d, x)| d * x).collect();
     let blur = |data: Vec<f64>| -> Vec<f64> {
-        let c: Vec<Complex<f64>> = forward(data).iter().zip(&f).map(|(a, b)| a * b).collect();
-        inverse(c)
+        let c: Vec<Complex<f64>> = fft
+            .forward(data)
+            .iter()
+            .zip(&f)
+            .map(|(a, b)| a * b)
+            .collect();
+        fft.inverse(c)
     };
     let numerator = blur(weighted);
     let denominator = blur(density);
     let peak = denominator.iter().cloned().fold(0.0, f64::max);
-    let expected: Vec<f64> = (0..bins)
+    (0..bins)
         .map(|b| {
             let k = b + offset;
             if denominator[k] > 1e-12 * peak {
@@ -107,15 +150,6 @@ pub fn sharpen(u: &[f64], params: &Sharpening) -> Vec<f64> {
             } else {
                 x[k]
             }
-        })
-        .collect();
-
-    u.iter()
-        .map(|&v| {
-            let t = (v - lo) / width;
-            let i = (t.floor() as usize).min(bins - 2);
-            let frac = t - i as f64;
-            expected[i] * (1.0 - frac) + expected[i + 1] * frac
         })
         .collect()
 }

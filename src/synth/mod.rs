@@ -65,10 +65,6 @@ pub enum SynthError {
 
 /// Write the dataset described by `spec` under `out`; returns the image paths written.
 pub fn generate(out: &Path, spec: &SynthSpec) -> Result<Vec<PathBuf>, SynthError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| SynthError::Io { path, source }
-    };
     let truth_root = out.join("derivatives/truth");
     std::fs::create_dir_all(&truth_root).map_err(io(&truth_root))?;
     DatasetDescription::synthetic("neuro-batch synthetic head phantoms", "raw", Some("CC0"))
@@ -80,7 +76,6 @@ pub fn generate(out: &Path, spec: &SynthSpec) -> Result<Vec<PathBuf>, SynthError
 
     let mut participants = String::from("participant_id\n");
     let mut written = Vec::new();
-    let ext = if spec.gzip { ".nii.gz" } else { ".nii" };
     for s in 1..=spec.subjects {
         let label = format!("{s:02}");
         participants.push_str(&format!("sub-{label}\n"));
@@ -91,21 +86,7 @@ pub fn generate(out: &Path, spec: &SynthSpec) -> Result<Vec<PathBuf>, SynthError
         };
         for (k, session) in sessions.iter().enumerate() {
             let seed = spec.seed ^ ((s as u64) << 32) ^ k as u64;
-            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-            let scale = 1.0 + spec.size_jitter * (2.0 * rng.random::<f32>() - 1.0);
-            let shape = spec
-                .shape
-                .map(|d| ((d as f32 * scale).round() as usize).max(8));
-            let params = PhantomParams {
-                shape,
-                voxel_mm: spec.voxel_mm,
-                bias: spec.bias,
-                noise: spec.noise,
-                gain: spec.gain.unwrap_or_else(|| 0.7 + 0.6 * rng.random::<f32>()),
-                contrast: spec.contrast,
-                seed,
-            };
-            let phantom = synthesize(&params);
+            let phantom = synthesize(&params(spec, seed));
             let mut rel = PathBuf::from(format!("sub-{label}"));
             let mut stem = format!("sub-{label}");
             if let Some(ses) = session {
@@ -113,39 +94,78 @@ pub fn generate(out: &Path, spec: &SynthSpec) -> Result<Vec<PathBuf>, SynthError
                 stem.push_str(&format!("_ses-{ses}"));
             }
             rel.push("anat");
-            let dir = out.join(&rel);
-            let truth_dir = truth_root.join(&rel);
-            for d in [&dir, &truth_dir] {
-                std::fs::create_dir_all(d).map_err(io(d))?;
-            }
-            let o = spec.orientation;
-            let image_data = o.apply(&phantom.image);
-            let [dx, dy, dz] = [image_data.dim().0, image_data.dim().1, image_data.dim().2];
-            let header = o.header([dx, dy, dz], spec.voxel_mm);
-            let image = dir.join(format!("{stem}_T1w{ext}"));
-            write_image(&image, &header, &image_data, 6)?;
-            write_image(
-                &truth_dir.join(format!("{stem}_desc-brain_mask.nii.gz")),
-                &header,
-                &o.apply(&phantom.brain_mask),
-                6,
-            )?;
-            write_image(
-                &truth_dir.join(format!("{stem}_desc-tissue_dseg.nii.gz")),
-                &header,
-                &o.apply(&phantom.tissue),
-                6,
-            )?;
-            write_image(
-                &truth_dir.join(format!("{stem}_desc-biasfield_T1w.nii.gz")),
-                &header,
-                &o.apply(&phantom.bias_field),
-                6,
-            )?;
-            written.push(image);
+            written.push(write_subject(
+                &out.join(&rel),
+                &truth_root.join(&rel),
+                &stem,
+                &phantom,
+                spec,
+            )?);
         }
     }
     let tsv = out.join("participants.tsv");
     neuro_batch_fsutil::write_atomic(&tsv, participants.as_bytes()).map_err(io(&tsv))?;
     Ok(written)
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SynthError {
+    let path = path.to_path_buf();
+    move |source| SynthError::Io { path, source }
+}
+
+/// One image's phantom: the spec's settings with a size and gain drawn from `seed`.
+fn params(spec: &SynthSpec, seed: u64) -> PhantomParams {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let scale = 1.0 + spec.size_jitter * (2.0 * rng.random::<f32>() - 1.0);
+    PhantomParams {
+        shape: spec
+            .shape
+            .map(|d| ((d as f32 * scale).round() as usize).max(8)),
+        voxel_mm: spec.voxel_mm,
+        bias: spec.bias,
+        noise: spec.noise,
+        gain: spec.gain.unwrap_or_else(|| 0.7 + 0.6 * rng.random::<f32>()),
+        contrast: spec.contrast,
+        seed,
+    }
+}
+
+/// Writes the image `<stem>_T1w` into `dir` and its truth (brain mask, tissue labels, bias
+/// field) into `truth_dir`; returns the image's path.
+fn write_subject(
+    dir: &Path,
+    truth_dir: &Path,
+    stem: &str,
+    phantom: &Phantom,
+    spec: &SynthSpec,
+) -> Result<PathBuf, SynthError> {
+    for d in [dir, truth_dir] {
+        std::fs::create_dir_all(d).map_err(io(d))?;
+    }
+    let ext = if spec.gzip { ".nii.gz" } else { ".nii" };
+    let o = spec.orientation;
+    let image_data = o.apply(&phantom.image);
+    let [dx, dy, dz] = [image_data.dim().0, image_data.dim().1, image_data.dim().2];
+    let header = o.header([dx, dy, dz], spec.voxel_mm);
+    let image = dir.join(format!("{stem}_T1w{ext}"));
+    write_image(&image, &header, &image_data, 6)?;
+    write_image(
+        &truth_dir.join(format!("{stem}_desc-brain_mask.nii.gz")),
+        &header,
+        &o.apply(&phantom.brain_mask),
+        6,
+    )?;
+    write_image(
+        &truth_dir.join(format!("{stem}_desc-tissue_dseg.nii.gz")),
+        &header,
+        &o.apply(&phantom.tissue),
+        6,
+    )?;
+    write_image(
+        &truth_dir.join(format!("{stem}_desc-biasfield_T1w.nii.gz")),
+        &header,
+        &o.apply(&phantom.bias_field),
+        6,
+    )?;
+    Ok(image)
 }

@@ -57,23 +57,7 @@ const WM_STORED: f32 = 1000.0;
 pub fn synthesize(p: &PhantomParams) -> Phantom {
     let grid = Grid::new(p.shape, p.voxel_mm);
     let [nx, ny, _] = p.shape;
-    // The head fills most of the field of view.
-    let semi: [f32; 3] = std::array::from_fn(|a| 0.44 * p.shape[a] as f32 * p.voxel_mm[a]);
-    let centre: [f32; 3] = std::array::from_fn(|a| (p.shape[a] as f32 - 1.0) / 2.0);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(p.seed);
-    // Cortical folds: a few random low-order ripples of the grey/white boundaries.
-    let folds: Vec<(f32, f32, f32, f32)> = (0..6)
-        .map(|_| {
-            (
-                rng.random_range(3.0..9.0f32),
-                rng.random_range(3.0..9.0f32),
-                rng.random_range(0.0..std::f32::consts::TAU),
-                rng.random_range(0.01..0.025f32),
-            )
-        })
-        .collect();
-    let bias_dir: [f32; 3] = std::array::from_fn(|_| rng.random_range(-1.0..1.0f32));
-
+    let anatomy = Anatomy::new(p);
     let mut intensity = vec![0f32; grid.len()];
     let mut brain = vec![0u8; grid.len()];
     let mut tissue = vec![0u8; grid.len()];
@@ -88,52 +72,115 @@ pub fn synthesize(p: &PhantomParams) -> Phantom {
             for y in 0..ny {
                 for x in 0..nx {
                     let i = x + nx * y;
-                    let u: [f32; 3] = [
-                        (x as f32 - centre[0]) * p.voxel_mm[0] / semi[0],
-                        (y as f32 - centre[1]) * p.voxel_mm[1] / semi[1],
-                        (z as f32 - centre[2]) * p.voxel_mm[2] / semi[2],
-                    ];
-                    let rho = (u[0] * u[0] + u[1] * u[1] + u[2] * u[2]).sqrt();
-                    let theta = u[2].atan2((u[0] * u[0] + u[1] * u[1]).sqrt());
-                    let phi = u[1].atan2(u[0]);
-                    let fold: f32 = folds
-                        .iter()
-                        .map(|(a, b, c, amp)| amp * (a * theta + c).sin() * (b * phi).cos())
-                        .sum();
-                    let ventricle = ((u[0].abs() - 0.12) / 0.08).powi(2)
-                        + (u[1] / 0.28).powi(2)
-                        + ((u[2] - 0.08) / 0.14).powi(2)
-                        < 1.0;
-                    let (value, in_brain, label) = if rho > 1.0 {
-                        (0.0, false, 0)
-                    } else if rho > SKULL_R {
-                        (SCALP, false, 4)
-                    } else if rho > CSF_R {
-                        (SKULL, false, 4)
-                    } else if rho > BRAIN_R + fold {
-                        (CSF, false, 1)
-                    } else if ventricle {
-                        (CSF, true, 1)
-                    } else if rho > WM_R + 1.5 * fold {
-                        (WM - (WM - GM) * p.contrast, true, 2)
-                    } else {
-                        (WM, true, 3)
-                    };
-                    t_slab[i] = value;
-                    b_slab[i] = u8::from(in_brain);
-                    l_slab[i] = label;
-                    // A smooth shape: a linear gradient along a random direction plus a
-                    // central bump; scaled to the requested strength below.
-                    let g = bias_dir[0] * u[0] + bias_dir[1] * u[1] + bias_dir[2] * u[2];
-                    f_slab[i] = 0.6 * g + 0.4 * (-(rho * rho) / 0.5).exp();
+                    let v = anatomy.voxel(p, [x, y, z]);
+                    t_slab[i] = v.intensity;
+                    b_slab[i] = u8::from(v.in_brain);
+                    l_slab[i] = v.label;
+                    f_slab[i] = v.field_shape;
                 }
             }
         });
+    scale_field(&mut field, &brain, p.bias);
+    // Partial volume: blur the tissue image by about half a millimetre.
+    let blurred = gaussian(&intensity, &grid, 0.6);
+    let image = acquire(&blurred, &field, p);
+    Phantom {
+        image: to_array(&grid, image),
+        brain_mask: to_array(&grid, brain),
+        tissue: to_array(&grid, tissue),
+        bias_field: to_array(&grid, field),
+    }
+}
 
-    // Peak to peak inside the brain equals `bias` (0.4: the field spans 0.8-1.2 there).
+/// The random shape of one phantom: head size, cortical folds, bias direction.
+struct Anatomy {
+    semi: [f32; 3],
+    centre: [f32; 3],
+    /// Ripples of the grey/white boundaries: (θ frequency, φ frequency, phase, amplitude).
+    folds: Vec<(f32, f32, f32, f32)>,
+    bias_dir: [f32; 3],
+}
+
+/// What one voxel holds.
+struct Voxel {
+    intensity: f32,
+    in_brain: bool,
+    label: u8,
+    /// The bias field's shape here, before scaling to the requested strength.
+    field_shape: f32,
+}
+
+impl Anatomy {
+    fn new(p: &PhantomParams) -> Self {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(p.seed);
+        let folds = (0..6)
+            .map(|_| {
+                (
+                    rng.random_range(3.0..9.0f32),
+                    rng.random_range(3.0..9.0f32),
+                    rng.random_range(0.0..std::f32::consts::TAU),
+                    rng.random_range(0.01..0.025f32),
+                )
+            })
+            .collect();
+        Anatomy {
+            // The head fills most of the field of view.
+            semi: std::array::from_fn(|a| 0.44 * p.shape[a] as f32 * p.voxel_mm[a]),
+            centre: std::array::from_fn(|a| (p.shape[a] as f32 - 1.0) / 2.0),
+            folds,
+            bias_dir: std::array::from_fn(|_| rng.random_range(-1.0..1.0f32)),
+        }
+    }
+
+    fn voxel(&self, p: &PhantomParams, at: [usize; 3]) -> Voxel {
+        let u: [f32; 3] =
+            std::array::from_fn(|a| (at[a] as f32 - self.centre[a]) * p.voxel_mm[a] / self.semi[a]);
+        let rho = (u[0] * u[0] + u[1] * u[1] + u[2] * u[2]).sqrt();
+        let theta = u[2].atan2((u[0] * u[0] + u[1] * u[1]).sqrt());
+        let phi = u[1].atan2(u[0]);
+        let fold: f32 = self
+            .folds
+            .iter()
+            .map(|(a, b, c, amp)| amp * (a * theta + c).sin() * (b * phi).cos())
+            .sum();
+        let ventricle = ((u[0].abs() - 0.12) / 0.08).powi(2)
+            + (u[1] / 0.28).powi(2)
+            + ((u[2] - 0.08) / 0.14).powi(2)
+            < 1.0;
+        let (intensity, in_brain, label) = if rho > 1.0 {
+            (0.0, false, 0)
+        } else if rho > SKULL_R {
+            (SCALP, false, 4)
+        } else if rho > CSF_R {
+            (SKULL, false, 4)
+        } else if rho > BRAIN_R + fold {
+            (CSF, false, 1)
+        } else if ventricle {
+            (CSF, true, 1)
+        } else if rho > WM_R + 1.5 * fold {
+            (WM - (WM - GM) * p.contrast, true, 2)
+        } else {
+            (WM, true, 3)
+        };
+        // A smooth shape: a linear gradient along a random direction plus a central bump;
+        // scaled to the requested strength by `scale_field`.
+        let d = self.bias_dir;
+        let g = d[0] * u[0] + d[1] * u[1] + d[2] * u[2];
+        Voxel {
+            intensity,
+            in_brain,
+            label,
+            field_shape: 0.6 * g + 0.4 * (-(rho * rho) / 0.5).exp(),
+        }
+    }
+}
+
+/// Scales the field's shape so that its peak to peak inside the brain equals `bias` (0.4: the
+/// field spans 0.8-1.2 there).
+fn scale_field(field: &mut [f32], brain: &[u8], bias: f32) {
     let (lo, hi) = field
         .iter()
-        .zip(&brain)
+        .zip(brain)
         .filter(|(_, b)| **b != 0)
         .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), (&g, _)| {
             (lo.min(g), hi.max(g))
@@ -144,15 +191,18 @@ pub fn synthesize(p: &PhantomParams) -> Phantom {
         (0.0, 1.0)
     };
     field.par_iter_mut().for_each(|f| {
-        let scaled = (1.0 + p.bias * (*f - mid) / span).max(0.2);
+        let scaled = (1.0 + bias * (*f - mid) / span).max(0.2);
         // Rounded to 1e-4 so the stored truth compresses; far below any tolerance.
         *f = (scaled * 1e4).round() / 1e4;
     });
+}
 
-    // Partial volume: blur the tissue image by about half a millimetre.
-    let blurred = gaussian(&intensity, &grid, 0.6);
+/// The stored image: tissue × gain × field, with Rician noise (magnitude of complex Gaussian
+/// noise), seeded per slice.
+fn acquire(tissue: &[f32], field: &[f32], p: &PhantomParams) -> Vec<i16> {
+    let [nx, ny, _] = p.shape;
     let sigma = p.noise * WM_STORED * p.gain;
-    let image: Vec<i16> = blurred
+    tissue
         .par_chunks(nx * ny)
         .zip(field.par_chunks(nx * ny))
         .enumerate()
@@ -173,11 +223,5 @@ pub fn synthesize(p: &PhantomParams) -> Phantom {
                 })
                 .collect::<Vec<_>>()
         })
-        .collect();
-    Phantom {
-        image: to_array(&grid, image),
-        brain_mask: to_array(&grid, brain),
-        tissue: to_array(&grid, tissue),
-        bias_field: to_array(&grid, field),
-    }
+        .collect()
 }

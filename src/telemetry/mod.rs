@@ -22,7 +22,9 @@ use opentelemetry::{KeyValue, propagation::TextMapPropagator};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, TracerProviderBuilder,
+};
 use otlp::{CountingExporter, DeliveryStats, EndCounter, OtlpTarget};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -63,32 +65,8 @@ impl Telemetry {
     /// telemetry setup become warnings, never errors.
     pub fn init(options: TelemetryOptions) -> Self {
         let mut warnings = Vec::new();
-        // OTEL_SDK_DISABLED=true is the standard switch for "no telemetry at all".
-        let sdk_disabled =
-            std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
-        let options = if sdk_disabled {
-            TelemetryOptions {
-                trace_file: None,
-                default_trace_file: None,
-                ..options
-            }
-        } else {
-            options
-        };
-        let tracing_wanted = options.default_trace_file.is_some() || options.trace_file.is_some();
-        let target = if tracing_wanted {
-            OtlpTarget::resolve(
-                options.otlp_endpoint.as_deref(),
-                options.otlp_protocol,
-                |k| std::env::var(k).ok(),
-            )
-            .unwrap_or_else(|e| {
-                warnings.push(format!("{e}; writing traces to the trace file instead"));
-                None
-            })
-        } else {
-            None
-        };
+        let options = honour_sdk_disabled(options);
+        let target = otlp_target(&options, &mut warnings);
         let trace_file = options.trace_file.clone().or_else(|| {
             target
                 .is_none()
@@ -106,56 +84,16 @@ impl Telemetry {
                     .build(),
             );
         }
-        let mut otlp = None;
-        let mut meter_provider = None;
-        let mut runtime = None;
+        let mut exporting = None;
         if let Some(target) = target {
-            // tonic needs a Tokio runtime, alive while exporting; HTTP needs none.
-            let rt = (target.protocol == Protocol::Grpc)
-                .then(|| {
-                    tokio::runtime::Builder::new_multi_thread()
-                        .worker_threads(1)
-                        .thread_name("neuro-batch-otlp")
-                        .enable_all()
-                        .build()
-                })
-                .transpose()
-                .unwrap_or_else(|e| {
-                    warnings.push(format!("cannot start the gRPC runtime: {e}"));
-                    None
-                });
-            let _entered = rt.as_ref().map(|r| r.enter());
-            match target.span_exporter() {
-                Ok(exporter) => {
-                    let stats = Arc::new(DeliveryStats::default());
-                    builder = builder
-                        .with_span_processor(EndCounter(Arc::clone(&stats)))
-                        .with_span_processor(
-                            BatchSpanProcessor::builder(CountingExporter::new(
-                                exporter,
-                                Arc::clone(&stats),
-                            ))
-                            .with_batch_config(batch_config())
-                            .build(),
-                        );
-                    otlp = Some((target.traces_url(), stats));
-                }
-                Err(e) => warnings.push(e),
-            }
-            match target.metric_exporter() {
-                Ok(exporter) => {
-                    let provider = SdkMeterProvider::builder()
-                        .with_resource(resource.clone())
-                        .with_reader(PeriodicReader::builder(exporter).build())
-                        .build();
-                    opentelemetry::global::set_meter_provider(provider.clone());
-                    meter_provider = Some(provider);
-                }
-                Err(e) => warnings.push(e),
-            }
-            drop(_entered);
-            runtime = rt;
+            let (with_otlp, otlp) = OtlpExport::start(target, builder, &resource, &mut warnings);
+            builder = with_otlp;
+            exporting = Some(otlp);
         }
+        let (otlp, meter_provider, runtime) = match exporting {
+            Some(e) => (e.traces, e.meter_provider, e.runtime),
+            None => (None, None, None),
+        };
         let tracer_provider = (trace_file.is_some() || otlp.is_some()).then(|| builder.build());
 
         install_subscriber(&options, tracer_provider.as_ref());
@@ -223,6 +161,110 @@ impl Telemetry {
                 ended - delivered
             )
         })
+    }
+}
+
+/// `OTEL_SDK_DISABLED=true`, the standard switch for "no telemetry at all": no trace file.
+fn honour_sdk_disabled(options: TelemetryOptions) -> TelemetryOptions {
+    let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    if disabled {
+        TelemetryOptions {
+            trace_file: None,
+            default_trace_file: None,
+            ..options
+        }
+    } else {
+        options
+    }
+}
+
+/// Where OTLP goes, for a command that traces; a bad setting is a warning and the trace file
+/// is written instead.
+fn otlp_target(options: &TelemetryOptions, warnings: &mut Vec<String>) -> Option<OtlpTarget> {
+    let tracing_wanted = options.default_trace_file.is_some() || options.trace_file.is_some();
+    if !tracing_wanted {
+        return None;
+    }
+    OtlpTarget::resolve(
+        options.otlp_endpoint.as_deref(),
+        options.otlp_protocol,
+        |k| std::env::var(k).ok(),
+    )
+    .unwrap_or_else(|e| {
+        warnings.push(format!("{e}; writing traces to the trace file instead"));
+        None
+    })
+}
+
+/// The OTLP side of the telemetry: traces (with delivery counts) and metrics.
+struct OtlpExport {
+    traces: Option<(String, Arc<DeliveryStats>)>,
+    meter_provider: Option<SdkMeterProvider>,
+    /// tonic needs a Tokio runtime, alive while exporting; HTTP needs none.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl OtlpExport {
+    /// Adds the span exporter to `builder` and installs the meter provider.
+    fn start(
+        target: OtlpTarget,
+        mut builder: TracerProviderBuilder,
+        resource: &Resource,
+        warnings: &mut Vec<String>,
+    ) -> (TracerProviderBuilder, OtlpExport) {
+        let runtime = (target.protocol == Protocol::Grpc)
+            .then(|| {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .thread_name("neuro-batch-otlp")
+                    .enable_all()
+                    .build()
+            })
+            .transpose()
+            .unwrap_or_else(|e| {
+                warnings.push(format!("cannot start the gRPC runtime: {e}"));
+                None
+            });
+        let _entered = runtime.as_ref().map(|r| r.enter());
+        let mut traces = None;
+        match target.span_exporter() {
+            Ok(exporter) => {
+                let stats = Arc::new(DeliveryStats::default());
+                builder = builder
+                    .with_span_processor(EndCounter(Arc::clone(&stats)))
+                    .with_span_processor(
+                        BatchSpanProcessor::builder(CountingExporter::new(
+                            exporter,
+                            Arc::clone(&stats),
+                        ))
+                        .with_batch_config(batch_config())
+                        .build(),
+                    );
+                traces = Some((target.traces_url(), stats));
+            }
+            Err(e) => warnings.push(e),
+        }
+        let meter_provider = match target.metric_exporter() {
+            Ok(exporter) => {
+                let provider = SdkMeterProvider::builder()
+                    .with_resource(resource.clone())
+                    .with_reader(PeriodicReader::builder(exporter).build())
+                    .build();
+                opentelemetry::global::set_meter_provider(provider.clone());
+                Some(provider)
+            }
+            Err(e) => {
+                warnings.push(e);
+                None
+            }
+        };
+        drop(_entered);
+        let export = OtlpExport {
+            traces,
+            meter_provider,
+            runtime,
+        };
+        (builder, export)
     }
 }
 
