@@ -29,6 +29,8 @@ pub enum ExitCode {
     Software = 70,
     /// The output directory cannot be created or written.
     CannotCreateOutput = 73,
+    /// The run finished but its report or trace file could not be written whole (disk full?).
+    RecordsIncomplete = 74,
     /// Interrupted (Ctrl-C / SIGTERM): in-flight work was finished or abandoned cleanly.
     Interrupted = 130,
 }
@@ -52,8 +54,12 @@ impl ExitCode {
             ExitCode::BadDataset => "BIDS_DIR is missing, unreadable or not a BIDS dataset",
             ExitCode::Software => "internal error",
             ExitCode::CannotCreateOutput => "OUTPUT_DIR cannot be created or written",
+            ExitCode::RecordsIncomplete => {
+                "the run finished, but its report or trace file could not be written whole \
+                 (the summary on stderr says what is missing)"
+            }
             ExitCode::Interrupted => {
-                "interrupted (Ctrl-C); finished work is kept, the report is written"
+                "interrupted (SIGINT or SIGTERM); finished work is kept, the report is written"
             }
         }
     }
@@ -79,13 +85,50 @@ impl Failure {
 }
 
 impl fmt::Display for Failure {
+    /// The message chain on one line, each cause once: many library errors already show their
+    /// cause in their own message, so a cause whose text is already there is not repeated.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#}", self.error)
+        let mut line = String::new();
+        for cause in self.error.chain() {
+            let text = cause.to_string();
+            if line.contains(&text) {
+                continue;
+            }
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        f.write_str(&line)
     }
 }
 
 impl From<anyhow::Error> for Failure {
     fn from(error: anyhow::Error) -> Self {
         Self::new(ExitCode::Software, error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read trace.jsonl: {source}")]
+    struct Outer {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let io = std::io::Error::other("not OTLP JSON: expected value");
+        let failure = Failure::new(
+            ExitCode::BadDataset,
+            anyhow::Error::new(Outer { source: io }).context("analyze"),
+        );
+        assert_eq!(
+            failure.to_string(),
+            "analyze: cannot read trace.jsonl: not OTLP JSON: expected value"
+        );
     }
 }

@@ -188,7 +188,7 @@ fn synth_dataset_with_sessions_and_plain_nii() {
             "--threads",
             "2",
             "--mem-gb",
-            "0.001",
+            "0.005", // each file fits (≤ 3.5 MB), two large ones do not
             "--save-intermediates",
         ],
     );

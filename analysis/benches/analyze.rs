@@ -142,7 +142,13 @@ fn tempo_per_trace(c: &mut Criterion) {
     // server (tiny_http) does not set TCP_NODELAY, so each sequential request can stall on a
     // delayed ACK; Tempo (Go net/http) sets it.
     let tempo = replay::Replay::start(|_| replay::captured("trace_v2_json.json"));
-    let client = TempoClient::new(&tempo.url, Duration::from_secs(10), Retry::default()).unwrap();
+    let client = TempoClient::new(
+        &tempo.url,
+        Duration::from_secs(10),
+        Duration::from_secs(600),
+        Retry::default(),
+    )
+    .unwrap();
     let ids: Vec<String> = (0..200u32).map(|i| format!("{i:032x}")).collect();
     let mut g = c.benchmark_group("tempo_fetch_200_traces");
     g.sample_size(10)

@@ -65,10 +65,18 @@ pub fn analyze_trace(spans: &[Span], tree: &Tree) -> Option<TraceTimes> {
         times[i].self_ns = (end[i] - start[i]) - union_length(&children[i], &start, &end);
     }
 
+    // Children are sorted by end, latest first, and a node's cursor only moves back: each
+    // child is looked at once (`next`), so wide and deep traces alike take linear time.
+    let mut next = vec![0usize; spans.len()];
     let mut work = vec![(root, end[root])];
     while let Some((node, cursor)) = work.pop() {
-        match children[node].iter().find(|&&c| end[c] <= cursor) {
+        let kids = &children[node];
+        while next[node] < kids.len() && end[kids[next[node]]] > cursor {
+            next[node] += 1;
+        }
+        match kids.get(next[node]) {
             Some(&c) => {
+                next[node] += 1;
                 times[node].critical_ns += cursor - end[c];
                 work.push((node, start[c]));
                 work.push((c, end[c]));

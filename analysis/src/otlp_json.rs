@@ -32,8 +32,8 @@ pub enum DecodeError {
         /// Expected length in bytes.
         bytes: usize,
     },
-    /// A timestamp that is not an integer.
-    #[error("bad timestamp {0:?}")]
+    /// A timestamp that is not a non-negative integer of nanoseconds.
+    #[error("bad timestamp {0:?} (expected nanoseconds since 1970 as a non-negative integer)")]
     Time(String),
 }
 
@@ -213,8 +213,10 @@ fn convert(span: JsonSpan, service: &str) -> Result<Span, DecodeError> {
         "" => None,
         id => Some(decode_id(id, 8, "span")?),
     };
+    // OTLP times are unsigned nanoseconds since the epoch; a negative one is not a time (and
+    // would overflow durations). An end before the start (clock skew) is taken as the start.
     let time = |n: &Number| {
-        n.as_i64().ok_or_else(|| {
+        n.as_i64().filter(|t| *t >= 0).ok_or_else(|| {
             DecodeError::Time(match n {
                 Number::Text(s) => s.clone(),
                 Number::Int(v) => v.to_string(),

@@ -68,6 +68,9 @@ pub struct TempoServer {
     pub url: String,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// Everything (searches, fetches, retries) ends this long after the client is made; what
+    /// was not fetched by then is listed in the notes.
+    pub deadline: Duration,
 }
 
 /// Which traces to take from Tempo.
@@ -208,7 +211,12 @@ fn from_store(paths: &[PathBuf], all_runs: bool) -> Result<Loaded, SourceError> 
 }
 
 fn client(server: &TempoServer) -> Result<TempoClient, TempoError> {
-    TempoClient::new(&server.url, server.timeout, Retry::default())
+    TempoClient::new(
+        &server.url,
+        server.timeout,
+        server.deadline,
+        Retry::default(),
+    )
 }
 
 fn now_s() -> i64 {
@@ -285,9 +293,11 @@ fn from_tempo(
             let (id, error) = fetched.failed.into_iter().next().expect("one failure");
             return Err(SourceError::NoneFetched { id, error });
         }
+        let ids: Vec<String> = fetched.failed.iter().map(|(id, _)| id.clone()).collect();
         notes.push(format!(
-            "{} traces could not be fetched after retries; first: {id}: {first}",
-            fetched.failed.len()
+            "{} traces could not be fetched ({id}: {first}): {}",
+            fetched.failed.len(),
+            list_ids(&ids)
         ));
     }
     Ok(Loaded {

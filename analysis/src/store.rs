@@ -98,10 +98,13 @@ pub fn resolve(path: &Path, all_runs: bool) -> Result<Vec<PathBuf>, StoreError> 
 pub fn read(files: &[PathBuf]) -> Result<StoreRead, StoreError> {
     let mut out = StoreRead::default();
     for path in files {
-        let text = std::fs::read(path).map_err(|source| StoreError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let mut text = Vec::new();
+        neuro_batch_fsutil::open_regular(path)
+            .and_then(|mut file| std::io::Read::read_to_end(&mut file, &mut text))
+            .map_err(|source| StoreError::Io {
+                path: path.clone(),
+                source,
+            })?;
         let ends_with_newline = text.last() == Some(&b'\n');
         let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
         let last = lines.len() - 1;

@@ -235,14 +235,14 @@ impl SpanTable {
     /// Whether the file at `path` looks like a saved table (Arrow IPC starts with `ARROW1`).
     pub fn is_saved(path: &Path) -> bool {
         let mut magic = [0u8; 6];
-        std::fs::File::open(path)
+        neuro_batch_fsutil::open_regular(path)
             .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
             .is_ok_and(|()| &magic == b"ARROW1")
     }
 
     /// Reads a table written by [`SpanTable::save`].
     pub fn load(path: &Path) -> Result<Self, TableError> {
-        let file = std::fs::File::open(path).map_err(|source| TableError::Io {
+        let file = neuro_batch_fsutil::open_regular(path).map_err(|source| TableError::Io {
             path: path.to_path_buf(),
             source,
         })?;
@@ -422,5 +422,72 @@ fn attribute_column(rows: &[Row], key: &str, kind: Kind) -> Column {
                 .map(|v| v.map(ToString::to_string))
                 .collect::<Vec<_>>(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod deep_tests {
+    use super::*;
+    use crate::span::Status;
+
+    /// A chain of `depth` spans, each the parent of the next, the root carrying an attribute.
+    fn chain(depth: usize) -> Vec<Span> {
+        (0..depth)
+            .map(|i| Span {
+                trace_id: "a".repeat(32),
+                span_id: format!("{i:016x}"),
+                parent_id: (i > 0).then(|| format!("{:016x}", i - 1)),
+                name: format!("level{}", i % 3),
+                service: "s".into(),
+                start_ns: i as i64,
+                end_ns: (2 * depth - i) as i64,
+                status: Status::Ok,
+                error_message: None,
+                attributes: if i == 0 {
+                    [("bids.subject".to_owned(), AttrValue::Str("01".into()))].into()
+                } else {
+                    Default::default()
+                },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_very_deep_trace_builds_in_one_pass() {
+        // 50 000 levels: a walk per span to the root, or recursion, would not finish.
+        let depth = 50_000;
+        let table = SpanTable::build(chain(depth)).unwrap();
+        assert_eq!(table.len(), depth);
+        let subjects = table.strings("bids.subject").unwrap();
+        assert!(subjects.iter().all(|s| s.as_deref() == Some("01")));
+        // The critical path is the whole root: every level's own two nanoseconds, the leaf's
+        // whole length.
+        let critical: f64 = table.floats(CRITICAL_MS).unwrap().iter().flatten().sum();
+        assert!(
+            (critical - (2 * depth) as f64 / 1e6).abs() < 1e-9,
+            "{critical}"
+        );
+    }
+
+    #[test]
+    fn a_very_wide_trace_builds_in_linear_time() {
+        let width = 50_000;
+        let mut spans = chain(1);
+        spans[0].end_ns = 10 * width as i64;
+        for i in 0..width {
+            spans.push(Span {
+                span_id: format!("{:016x}", i + 1),
+                parent_id: Some(format!("{:016x}", 0)),
+                start_ns: 10 * i as i64,
+                end_ns: 10 * i as i64 + 5,
+                ..chain(1).remove(0)
+            });
+        }
+        let table = SpanTable::build(spans).unwrap();
+        let critical: f64 = table.floats(CRITICAL_MS).unwrap().iter().flatten().sum();
+        assert!(
+            (critical - (10 * width) as f64 / 1e6).abs() < 1e-9,
+            "{critical}"
+        );
     }
 }

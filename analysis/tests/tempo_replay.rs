@@ -6,15 +6,23 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::replay::{self, Replay, Reply, captured};
+use neuro_batch_analysis::source::{
+    self, Source, SourceError, TempoSearch, TempoServer, WindowSpec,
+};
 use neuro_batch_analysis::summary;
 use neuro_batch_analysis::table::{self, SpanTable};
 use neuro_batch_analysis::tempo::{self, Retry, TempoClient, TempoError, Window};
 use neuro_batch_analysis::{AttrValue, Status};
 
 fn client(url: &str) -> TempoClient {
+    client_with_deadline(url, Duration::from_secs(60))
+}
+
+fn client_with_deadline(url: &str, deadline: Duration) -> TempoClient {
     TempoClient::new(
         url,
         Duration::from_secs(10),
+        deadline,
         Retry {
             attempts: 3,
             backoff: Duration::from_millis(1),
@@ -268,4 +276,95 @@ fn run1_fetches_what_tempo_has_and_finds_the_failed_subject() {
             .count(),
         4
     );
+}
+
+#[test]
+fn a_slow_tempo_is_given_up_on_at_the_deadline() {
+    // Every trace answer takes 3 s; the whole load may take 2 s.
+    let tempo = Replay::start(|seen| {
+        if seen.path.starts_with("/api/v2/traces/") {
+            std::thread::sleep(Duration::from_secs(3));
+        }
+        replay::run1(seen)
+    });
+    let source = Source::Tempo(
+        TempoServer {
+            url: tempo.url.clone(),
+            timeout: Duration::from_secs(30),
+            deadline: Duration::from_secs(2),
+        },
+        TempoSearch {
+            window: WindowSpec::Between(1_795_494_143, 1_795_494_385),
+            service: "neuro-batch".into(),
+            root_span: "process_subject".into(),
+            batch: None,
+            query: None,
+            concurrency: 1,
+            limit: 1000,
+        },
+    );
+    let err = source::load(&source, &NoProgress).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(
+            err,
+            SourceError::NoneFetched {
+                error: TempoError::Deadline { .. },
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert!(text.contains("2-second deadline"), "{text}");
+}
+
+#[test]
+fn a_huge_retry_after_is_capped_by_the_deadline() {
+    let calls = AtomicUsize::new(0);
+    let tempo = Replay::start(move |_| {
+        if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            let mut r = Reply::status(429);
+            r.headers.push(("Retry-After".into(), "100000".into()));
+            r
+        } else {
+            captured("search_traceql_roots_window.json")
+        }
+    });
+    // Obeying Retry-After would wait 27 hours; the 1-second deadline ends it.
+    let err = tempo::find_traces(
+        &client_with_deadline(&tempo.url, Duration::from_secs(1)),
+        "{}",
+        BULK,
+        100,
+    )
+    .unwrap_err();
+    assert!(matches!(err, TempoError::Deadline { .. }), "{err:?}");
+    assert_eq!(tempo.count("/api/search"), 1);
+}
+
+#[test]
+fn a_web_page_is_not_taken_for_tempo() {
+    let page = Replay::start(|_| Reply {
+        status: 200,
+        content_type: Some("text/html; charset=utf-8".into()),
+        body: b"<!DOCTYPE html><html><title>Grafana</title></html>".to_vec(),
+        headers: Vec::new(),
+    });
+    let err = tempo::find_traces(&client(&page.url), "{}", BULK, 10).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, TempoError::NotTempo { .. }), "{text}");
+    assert!(
+        text.contains("did not answer like Tempo's API")
+            && text.contains("text/html")
+            && text.contains("<!DOCTYPE html>"),
+        "{text}"
+    );
+}
+
+struct NoProgress;
+
+impl source::Progress for NoProgress {
+    fn start(&self, _: usize) {}
+    fn tick(&self) {}
+    fn finish(&self) {}
 }

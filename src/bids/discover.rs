@@ -13,6 +13,8 @@ pub struct Dataset {
     pub root: PathBuf,
     /// `Name` from `dataset_description.json`.
     pub name: String,
+    /// Its `DatasetType` says `derivative` (the default is `raw`).
+    pub is_derivative: bool,
 }
 
 /// Which inputs to select. Empty lists select everything.
@@ -59,6 +61,9 @@ pub struct Discovery {
     pub subjects: Vec<Subject>,
     /// Problems that did not stop discovery (mismatched names, listed-but-missing subjects...).
     pub warnings: Vec<String>,
+    /// Folders that could not be read: whatever inputs they hold are not processed, and the
+    /// run counts each as a failure. (An unreadable input is an [`Input`] that fails alone.)
+    pub unreadable: Vec<String>,
 }
 
 impl Discovery {
@@ -67,6 +72,9 @@ impl Discovery {
         self.subjects.iter().map(|s| s.inputs.len()).sum()
     }
 }
+
+/// Larger than any real `dataset_description.json`.
+const MAX_DESCRIPTION_BYTES: u64 = 1 << 20;
 
 /// Open `root` as a BIDS dataset: it must be a directory with a readable
 /// `dataset_description.json` that parses as a JSON object.
@@ -82,9 +90,9 @@ pub fn open_dataset(root: &Path) -> Result<Dataset, DatasetError> {
         reason,
     };
     let description = root.join("dataset_description.json");
-    let text = std::fs::read_to_string(&description)
+    let text = neuro_batch_fsutil::read_regular_text(&description, MAX_DESCRIPTION_BYTES)
         .map_err(|e| not_bids(format!("cannot read dataset_description.json: {e}")))?;
-    let json: serde_json::Value = serde_json::from_str(text.trim_start_matches('\u{feff}'))
+    let json: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| not_bids(format!("dataset_description.json is not valid JSON: {e}")))?;
     let field = |key: &str| json.get(key).and_then(|v| v.as_str()).map(str::to_string);
     if !json.is_object() {
@@ -94,6 +102,7 @@ pub fn open_dataset(root: &Path) -> Result<Dataset, DatasetError> {
     }
     Ok(Dataset {
         name: field("Name").unwrap_or_else(|| "unnamed dataset".into()),
+        is_derivative: field("DatasetType").as_deref() == Some("derivative"),
         root,
     })
 }
@@ -108,8 +117,25 @@ pub fn discover(dataset: &Dataset, filters: &Filters) -> Result<Discovery, Datas
     let mut discovery = Discovery::default();
     let mut by_subject: BTreeMap<String, Vec<Input>> = BTreeMap::new();
     for entry in walk(&dataset.root) {
-        let entry = entry.map_err(|e| DatasetError::Walk(e.to_string()))?;
-        match selection.input(&dataset.root, entry.path()) {
+        let path = match entry {
+            Ok(entry) => entry.into_path(),
+            Err(e) => match unreadable_path(&e) {
+                // An unreadable folder: a failure of the run, the rest goes on.
+                Some(path) if path.is_dir() => {
+                    discovery.unreadable.push(format!(
+                        "{}: cannot read the folder: {}",
+                        path.display(),
+                        io_reason(&e)
+                    ));
+                    continue;
+                }
+                // A dangling symlink or an unreadable file: selected like any other file,
+                // it fails alone when it is read.
+                Some(path) => path.to_path_buf(),
+                None => return Err(DatasetError::Walk(e.to_string())),
+            },
+        };
+        match selection.input(&dataset.root, &path) {
             Ok(Some(input)) => by_subject
                 .entry(input.subject.clone())
                 .or_default()
@@ -135,6 +161,24 @@ pub fn discover(dataset: &Dataset, filters: &Filters) -> Result<Discovery, Datas
         })
         .collect();
     Ok(discovery)
+}
+
+/// The path a walk error is about, for errors that concern one path (not a symlink loop).
+fn unreadable_path(e: &ignore::Error) -> Option<&Path> {
+    match e {
+        ignore::Error::WithPath { path, err } if err.io_error().is_some() => Some(path),
+        ignore::Error::WithPath { err, .. } => unreadable_path(err),
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+            unreadable_path(err)
+        }
+        _ => None,
+    }
+}
+
+/// The operating system's reason inside a walk error.
+fn io_reason(e: &ignore::Error) -> String {
+    e.io_error()
+        .map_or_else(|| e.to_string(), |io| io.to_string())
 }
 
 /// Every path under `sub-*` down to `sub-*/ses-*/anat/<file>`, in name order.

@@ -2,16 +2,18 @@
 
 use std::path::Path;
 
+/// Larger than any real participants table.
+const MAX_BYTES: u64 = 256 << 20;
+
 /// Subject labels (without `sub-`) listed in `participants.tsv`, in file order. A missing file
 /// gives an empty list; a UTF-8 byte-order mark, CRLF line ends, blank lines and `n/a` ids
 /// are tolerated. Errors name the file.
 pub fn read_participants(path: &Path) -> Result<Vec<String>, String> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match neuro_batch_fsutil::read_regular_text(path, MAX_BYTES) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut lines = text.lines().map(|l| l.trim_end_matches('\r'));
     let header = lines.next().unwrap_or_default();
     let column = header

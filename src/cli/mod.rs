@@ -28,6 +28,7 @@ fn run_exit_codes() -> String {
         ExitCode::Usage,
         ExitCode::BadDataset,
         ExitCode::CannotCreateOutput,
+        ExitCode::RecordsIncomplete,
         ExitCode::Interrupted,
     ];
     let mut text = String::from("Exit codes:");

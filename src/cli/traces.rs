@@ -33,6 +33,10 @@ pub struct TempoArgs {
     /// Per-request timeout for Tempo, seconds.
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub timeout: u64,
+    /// Give up on Tempo after this long in all (searches, fetches and retries); traces not
+    /// fetched by then are listed (e.g. 2m, 90s).
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    pub deadline: Duration,
 }
 
 /// Which traces to take from Tempo.
@@ -104,8 +108,8 @@ pub struct AnalyzeArgs {
     /// Span names with fewer spans are not ranked.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(3..))]
     pub min_count: u32,
-    /// Significance level for Benjamini-Hochberg-corrected p-values.
-    #[arg(long, default_value_t = 0.05)]
+    /// Significance level for Benjamini-Hochberg-corrected p-values (0 < alpha < 1).
+    #[arg(long, default_value_t = 0.05, value_parser = parse_alpha)]
     pub alpha: f64,
     /// Attribute not to rank (exact key, or prefix ending in *), repeatable; added to the
     /// defaults (thread.*, process.*, identifiers).
@@ -163,8 +167,8 @@ pub struct CompareArgs {
     /// names its own).
     #[command(flatten)]
     pub window: TempoQueryArgs,
-    /// Significance level (Benjamini-Hochberg corrected across span names).
-    #[arg(long, default_value_t = 0.05)]
+    /// Significance level (Benjamini-Hochberg corrected across span names; 0 < alpha < 1).
+    #[arg(long, default_value_t = 0.05, value_parser = parse_alpha)]
     pub alpha: f64,
     /// Smallest slowdown that counts, in percent (e.g. 5 or 5%).
     #[arg(long, default_value = "5", value_parser = parse_percent, value_name = "PERCENT")]
@@ -182,6 +186,22 @@ pub struct CompareArgs {
     /// Also write JUnit XML here: one test case per span name, a regression is a failure.
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
+}
+
+/// A significance level: strictly between 0 and 1 (NaN, 0, 1 and above make every test pass or
+/// none, and invert the intervals).
+fn parse_alpha(text: &str) -> Result<f64, String> {
+    let v: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if v > 0.0 && v < 1.0 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{text:?} is not a significance level (0 < alpha < 1, e.g. 0.05)"
+        ))
+    }
 }
 
 /// `5`, `5%` or `12.5 %` as a fraction.
@@ -231,6 +251,7 @@ impl TempoArgs {
         self.tempo.as_ref().map(|url| TempoServer {
             url: url.clone(),
             timeout: Duration::from_secs(self.timeout),
+            deadline: self.deadline,
         })
     }
 }

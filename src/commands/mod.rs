@@ -89,7 +89,8 @@ fn telemetry_for(
 /// The exit code of a run that could not happen.
 fn batch_failure(e: BatchError) -> Failure {
     let exit = match &e {
-        BatchError::Dataset(_) => ExitCode::BadDataset,
+        BatchError::Dataset(_) | BatchError::DerivativeInput { .. } => ExitCode::BadDataset,
+        BatchError::OutputInsideInput(_) => ExitCode::Usage,
         BatchError::NoInputs { .. } => ExitCode::NoInputs,
         BatchError::Output { .. } => ExitCode::CannotCreateOutput,
         BatchError::Pool(_) => ExitCode::Software,

@@ -15,15 +15,23 @@ use anyhow::{Context as _, anyhow};
 use serde_json::json;
 
 pub(super) fn run(args: RunArgs, globals: Globals) -> Result<ExitCode, Failure> {
+    // First, so that a signal at any moment of the run ends it the same way.
+    let cancel = on_interrupt();
     let run_id = new_run_id("");
     let config = config(&args)?;
     let trace_file = layout::trace_file(&config.output_dir, &run_id);
     let telemetry = telemetry_for(&args, globals, Some(trace_file));
-    let result = run_with(&args, &config, &run_id, &telemetry);
-    if let Some(warning) = telemetry.shutdown() {
+    let result = run_with(&args, &config, &run_id, &telemetry, &cancel);
+    let shutdown = telemetry.shutdown();
+    for warning in &shutdown.warnings {
         eprintln!("neuro-batch: warning: {warning}");
     }
-    result
+    match result {
+        Ok(ExitCode::Success | ExitCode::SomeFailed) if shutdown.trace_file_incomplete => {
+            Ok(ExitCode::RecordsIncomplete)
+        }
+        other => other,
+    }
 }
 
 /// The run's configuration, after refusing the `group` level.
@@ -38,11 +46,26 @@ pub(super) fn config(args: &RunArgs) -> Result<RunConfig, Failure> {
         .map_err(|e| Failure::new(ExitCode::Usage, anyhow!("{e}")))
 }
 
+/// SIGINT or SIGTERM cancels: files in flight finish, nothing new starts, the report is
+/// written and the run exits 130. A second signal exits at once.
+fn on_interrupt() -> CancelToken {
+    let cancel = CancelToken::new();
+    let on_signal = cancel.clone();
+    let _ = ctrlc::set_handler(move || {
+        if on_signal.cancel() {
+            std::process::exit(ExitCode::Interrupted.code().into());
+        }
+        eprintln!("neuro-batch: interrupted: finishing files in flight (Ctrl-C again to abort)");
+    });
+    cancel
+}
+
 fn run_with(
     args: &RunArgs,
     config: &RunConfig,
     run_id: &str,
     telemetry: &Telemetry,
+    cancel: &CancelToken,
 ) -> Result<ExitCode, Failure> {
     let batch_link = match (
         telemetry::batch_context(args.traceparent.as_deref()),
@@ -66,18 +89,13 @@ fn run_with(
         }
     };
     if args.dry_run {
+        if cancel.is_cancelled() {
+            return Ok(ExitCode::Interrupted);
+        }
         print_plan(&batch, config, args.format);
         return Ok(ExitCode::Success);
     }
 
-    let cancel = CancelToken::new();
-    let on_signal = cancel.clone();
-    let _ = ctrlc::set_handler(move || {
-        if on_signal.cancel() {
-            std::process::exit(ExitCode::Interrupted.code().into());
-        }
-        eprintln!("neuro-batch: interrupted: finishing files in flight (Ctrl-C again to abort)");
-    });
     let progress = progress_bar(batch.discovery.input_count() as u64, args.format);
     let metrics = Metrics::new();
     let ctx = RunContext {
@@ -90,9 +108,16 @@ fn run_with(
         progress: &progress,
         metrics: &metrics,
     };
-    let finished = batch::run(config, batch, &ctx, &cancel).map_err(batch_failure)?;
+    let finished = batch::run(config, batch, &ctx, cancel).map_err(batch_failure)?;
     let report = &finished.report;
-    eprint!("{}", report.human_summary(&finished.report_path));
+    let written = finished.report_error.is_none();
+    eprint!(
+        "{}",
+        report.human_summary(written.then_some(finished.report_path.as_path()))
+    );
+    if let Some(e) = &finished.report_error {
+        eprintln!("neuro-batch: error: {e}; this summary is the only record of the run");
+    }
     match (telemetry.trace_file(), telemetry.otlp_url()) {
         (Some(file), _) => eprintln!("traces:  {}", file.display()),
         (None, Some(url)) => eprintln!("traces:  {url}"),
@@ -105,9 +130,10 @@ fn run_with(
         );
     }
     Ok(match report.outcome() {
+        Outcome::Interrupted => ExitCode::Interrupted,
+        _ if finished.report_error.is_some() => ExitCode::RecordsIncomplete,
         Outcome::Success => ExitCode::Success,
         Outcome::SomeFailed => ExitCode::SomeFailed,
-        Outcome::Interrupted => ExitCode::Interrupted,
     })
 }
 

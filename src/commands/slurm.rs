@@ -38,7 +38,7 @@ pub(super) fn slurm(args: SlurmArgs, globals: Globals) -> Result<ExitCode, Failu
         .then(|| layout::trace_file(&config.output_dir, &batch_id));
     let telemetry = telemetry_for(&args.run, globals, trace_file);
     let result = slurm_job(&args, &config, &batch_id);
-    if let Some(warning) = telemetry.shutdown() {
+    for warning in telemetry.shutdown().warnings {
         eprintln!("neuro-batch: warning: {warning}");
     }
     result

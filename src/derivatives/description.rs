@@ -102,10 +102,9 @@ impl DatasetDescription {
 
     /// Read the description of the dataset at `root`.
     pub fn read(root: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(root.join(FILE_NAME))
+        let text = neuro_batch_fsutil::read_regular_text(&root.join(FILE_NAME), 1 << 20)
             .map_err(|e| format!("{FILE_NAME}: {e}"))?;
-        serde_json::from_str(text.trim_start_matches('\u{feff}'))
-            .map_err(|e| format!("{FILE_NAME}: {e}"))
+        serde_json::from_str(&text).map_err(|e| format!("{FILE_NAME}: {e}"))
     }
 
     /// The source dataset's folder, from the `raw` link (a `file://` URI).

@@ -1,10 +1,12 @@
 //! The BIDS-Derivatives output format, owned here and only here: file names that mirror the
 //! input tree ([`layout`]), the sidecars ([`sidecar`]), provenance for resume
-//! ([`provenance`]), `dataset_description.json` ([`description`]), and the fixed files of
-//! OUTPUT_DIR. Every other module writes or reads outputs through these types.
+//! ([`provenance`]), `dataset_description.json` ([`description`]), where OUTPUT_DIR may be
+//! ([`placement`]), and the fixed files of OUTPUT_DIR. Every other module writes or reads
+//! outputs through these types.
 
 pub mod description;
 pub mod layout;
+pub mod placement;
 pub mod provenance;
 pub mod sidecar;
 

@@ -24,7 +24,7 @@ pub struct Fingerprint {
 
 /// Fingerprint the file at `path`.
 pub fn fingerprint(path: &Path) -> std::io::Result<Fingerprint> {
-    let file = std::fs::File::open(path)?;
+    let file = neuro_batch_fsutil::open_regular(path)?;
     let meta = file.metadata()?;
     let modified_ns = meta
         .modified()?

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 /// BIDS URI scheme of the source dataset, linked as `raw` in `dataset_description.json`.
 const RAW_URI_PREFIX: &str = "bids:raw:";
+/// Larger than any sidecar neuro-batch writes.
+const MAX_SIDECAR_BYTES: u64 = 1 << 20;
 
 /// A BIDS URI for `input` in the source dataset (linked as `raw`).
 pub fn source_uri(input: &Input) -> String {
@@ -47,7 +49,8 @@ impl MaskSidecar {
 
     /// Read the sidecar at `path`.
     pub fn read(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+        let text = neuro_batch_fsutil::read_regular_text(path, MAX_SIDECAR_BYTES)
+            .map_err(|e| e.to_string())?;
         serde_json::from_str(&text).map_err(|e| e.to_string())
     }
 
@@ -156,7 +159,7 @@ pub fn read_provenance(path: &Path) -> Option<Provenance> {
         #[serde(rename = "NeuroBatch")]
         neuro_batch: Provenance,
     }
-    let text = std::fs::read_to_string(path).ok()?;
+    let text = neuro_batch_fsutil::read_regular_text(path, MAX_SIDECAR_BYTES).ok()?;
     serde_json::from_str::<Recorded>(&text)
         .ok()
         .map(|r| r.neuro_batch)

@@ -9,11 +9,11 @@ use super::process::Processor;
 use super::report::{Counts, FileStatus, RunReport, SubjectRecord};
 use super::scheduler::{Scheduled, schedule};
 use crate::bids::{self, Dataset, DatasetError, Discovery};
-use crate::derivatives::{layout, prepare_output_root};
+use crate::derivatives::{layout, placement, prepare_output_root};
 use crate::telemetry::metrics::Metrics;
 use opentelemetry::trace::SpanContext;
-use std::path::PathBuf;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// Why a run could not happen (per-file failures are in the report instead).
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +21,19 @@ pub enum BatchError {
     /// BIDS_DIR is missing or not a BIDS dataset.
     #[error(transparent)]
     Dataset(#[from] DatasetError),
+    /// BIDS_DIR is itself a derivative dataset.
+    #[error(
+        "{}: this is a derivative dataset (DatasetType \"derivative\" in dataset_description.json), \
+         not raw data; give the raw BIDS dataset as BIDS_DIR",
+        root.display()
+    )]
+    DerivativeInput {
+        /// The dataset root.
+        root: PathBuf,
+    },
+    /// OUTPUT_DIR is the raw dataset or inside it.
+    #[error(transparent)]
+    OutputInsideInput(#[from] placement::InsideRawDataset),
     /// The filters (and shard) selected nothing.
     #[error(
         "no input in {root} matches the filters (suffix {suffixes}, participants {participants:?}, sessions {sessions:?})"
@@ -86,8 +99,13 @@ pub enum Planned {
 }
 
 /// Open BIDS_DIR and discover the inputs the filters select, logging discovery's warnings.
+/// Refuses a derivative dataset as input, and an OUTPUT_DIR that would write into BIDS_DIR.
 pub fn discover(config: &RunConfig) -> Result<(Dataset, Discovery), BatchError> {
     let dataset = bids::open_dataset(&config.bids_dir)?;
+    if dataset.is_derivative {
+        return Err(BatchError::DerivativeInput { root: dataset.root });
+    }
+    placement::check(&dataset.root, &config.output_dir)?;
     let discovery = bids::discover(&dataset, &config.filters)?;
     for warning in &discovery.warnings {
         tracing::warn!("{warning}");
@@ -142,13 +160,16 @@ pub struct RunContext<'a> {
     pub metrics: &'a Metrics,
 }
 
-/// A finished run: its report, already written to `report_path`.
+/// A finished run: its report, written to `report_path` unless `report_error` says why not.
 #[derive(Debug)]
 pub struct Finished {
     /// The report.
     pub report: RunReport,
     /// `OUTPUT_DIR/logs/neuro-batch-run-<id>.json`.
     pub report_path: PathBuf,
+    /// Why the report could not be written (disk full...): the work is done, the record of it
+    /// is only what the caller prints.
+    pub report_error: Option<BatchError>,
 }
 
 /// Run `batch`: create OUTPUT_DIR's fixed files, process every subject on a pool of
@@ -165,6 +186,7 @@ pub fn run(
         path: out_root.clone(),
         source,
     })?;
+    remove_stale_temp_files(out_root, &batch.jobs);
     let started = chrono::Utc::now();
     let clock = Instant::now();
     let threads = config.thread_count();
@@ -180,6 +202,7 @@ pub fn run(
         batch_id: ctx.run_id,
         batch_link: ctx.batch_link,
         metrics: ctx.metrics,
+        memory_budget: budget,
     };
     let results = schedule(
         &pool,
@@ -213,20 +236,49 @@ pub fn run(
         slurm_job_id: ctx.slurm_job_id.clone(),
         counts: Counts::of(&subjects),
         warnings: batch.discovery.warnings.clone(),
+        unreadable: batch.discovery.unreadable.clone(),
         subjects,
     };
     let report_path = layout::run_report(out_root, ctx.run_id);
-    neuro_batch_fsutil::write_json_atomic(&report_path, &report).map_err(|source| {
-        BatchError::Output {
+    let report_error = neuro_batch_fsutil::write_json_atomic(&report_path, &report)
+        .err()
+        .map(|source| BatchError::Output {
             what: "write the run report",
             path: report_path.clone(),
             source,
-        }
-    })?;
+        });
     Ok(Finished {
         report,
         report_path,
+        report_error,
     })
+}
+
+/// How old a temporary file in a folder every shard writes to must be before it counts as left
+/// behind (its writer needs milliseconds).
+const STALE_AFTER: Duration = Duration::from_secs(600);
+
+/// Removes the temporary files an earlier, killed run left: every one in this batch's subject
+/// folders (shards own their subjects, so no other run writes there), and those older than
+/// [`STALE_AFTER`] in OUTPUT_DIR and its logs folder.
+fn remove_stale_temp_files(out_root: &Path, jobs: &[SubjectJob]) {
+    let mut dirs: Vec<(&Path, Duration)> = jobs
+        .iter()
+        .flat_map(|j| &j.files)
+        .map(|f| (f.outputs.dir.as_path(), Duration::ZERO))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    let logs = out_root.join(layout::LOGS_DIR);
+    dirs.push((out_root, STALE_AFTER));
+    dirs.push((&logs, STALE_AFTER));
+    for (dir, min_age) in dirs {
+        match neuro_batch_fsutil::remove_stale_temp_files(dir, min_age) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("removed {n} temporary files left in {}", dir.display()),
+            Err(e) => tracing::warn!("cannot clean up temporary files in {}: {e}", dir.display()),
+        }
+    }
 }
 
 /// One record per subject: what it did, or why it did not finish.

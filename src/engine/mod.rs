@@ -42,7 +42,8 @@ pub struct RunConfig {
     /// Worker threads; `None`: one per core of the machine the run is on.
     pub threads: Option<usize>,
     /// Memory budget for volumes in flight, GB (10^9 bytes); `None`: 75 % of the memory
-    /// available when the run starts.
+    /// available when the run starts (within the cgroup's limit, if any). A file whose
+    /// estimated working set exceeds the budget fails before anything is allocated for it.
     pub mem_gb: Option<f64>,
 }
 
@@ -65,7 +66,13 @@ impl RunConfig {
             None => {
                 let mut system = sysinfo::System::new();
                 system.refresh_memory();
-                (system.available_memory() as f64 * 0.75) as u64
+                // Under a container or SLURM memory limit, the cgroup's free memory is what
+                // the run may use, whatever the machine has.
+                let available = match system.cgroup_limits() {
+                    Some(cgroup) => cgroup.free_memory.min(system.available_memory()),
+                    None => system.available_memory(),
+                };
+                (available as f64 * 0.75) as u64
             }
         }
     }

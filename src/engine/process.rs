@@ -9,6 +9,7 @@ use super::RunConfig;
 use super::cancel::CancelToken;
 use super::plan::{FileJob, SubjectJob};
 use super::report::{FileRecord, FileStatus, StepRecord, SubjectRecord};
+use super::scheduler::panic_message;
 use crate::derivatives::sidecar::{
     self, BiasFieldSidecar, MaskSidecar, PreprocSidecar, StepFacts, source_uri,
 };
@@ -22,6 +23,7 @@ use crate::volume::{self, HeaderInfo, Volume, VolumeError};
 use nifti::NiftiHeader;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{SpanContext, Status};
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tracing::Span;
@@ -41,6 +43,8 @@ pub struct Processor<'a> {
     pub batch_link: Option<&'a SpanContext>,
     /// OTLP instruments (no-ops without an endpoint).
     pub metrics: &'a Metrics,
+    /// Bytes one file may need ([`RunConfig::memory_budget_bytes`]).
+    pub memory_budget: u64,
 }
 
 /// Why a file failed.
@@ -55,6 +59,23 @@ enum FileError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "{path}: needs about {:.1} GB to process, more than the memory budget of {:.1} GB \
+         (raise --mem-gb if the machine has the memory)",
+        *needed as f64 / 1e9,
+        *budget as f64 / 1e9
+    )]
+    OverBudget {
+        path: PathBuf,
+        needed: u64,
+        budget: u64,
+    },
+    #[error("{path}: internal error in {step}: {message}")]
+    Internal {
+        path: PathBuf,
+        step: &'static str,
+        message: String,
+    },
     #[error("cancelled")]
     Cancelled,
 }
@@ -66,6 +87,8 @@ impl FileError {
             FileError::Volume(e) => e.kind(),
             FileError::Stage { .. } => "StageError",
             FileError::Io { .. } => "IoError",
+            FileError::Internal { .. } => "InternalError",
+            FileError::OverBudget { .. } => "OverBudget",
             FileError::Cancelled => "Cancelled",
         }
     }
@@ -158,6 +181,7 @@ impl Processor<'_> {
         } else {
             let mut steps = Steps {
                 processor: self,
+                path: &job.input.path,
                 attrs: &attrs,
                 records: Vec::new(),
             };
@@ -175,7 +199,7 @@ impl Processor<'_> {
             }
             record.steps = steps.records;
             if record.status != FileStatus::Ok {
-                remove_outputs(job);
+                remove_outputs(job, &self.config.output_dir);
             }
         }
         let outcome = match record.status {
@@ -218,6 +242,8 @@ fn annotate_file(span: &Span, job: &FileJob) {
 /// The steps of one file (load, each stage, write), each in its own span, with their records.
 struct Steps<'a> {
     processor: &'a Processor<'a>,
+    /// The input file.
+    path: &'a Path,
     attrs: &'a FileAttributes,
     records: Vec<StepRecord>,
 }
@@ -226,7 +252,16 @@ impl Steps<'_> {
     /// Load, process and write `job`; the output paths on success.
     fn run(&mut self, job: &FileJob) -> Result<Vec<PathBuf>, FileError> {
         let path = &job.input.path;
+        let budget = self.processor.memory_budget;
         let (volume, info) = self.step(names::LOAD_FILE, |span| {
+            // The header's claim, checked before a byte of voxels is allocated.
+            if job.estimated_bytes > budget {
+                return Err(FileError::OverBudget {
+                    path: path.clone(),
+                    needed: job.estimated_bytes,
+                    budget,
+                });
+            }
             let (v, info) = volume::read_volume(path)?;
             annotate_load(span, &info);
             let facts: Facts = vec![
@@ -353,7 +388,15 @@ impl Steps<'_> {
             usage::thread_cpu_ms(),
             usage::process_cpu_ms(),
         );
-        let result = f(&span);
+        // A bug in a step fails this file, named, not the subject or the batch.
+        let result =
+            std::panic::catch_unwind(AssertUnwindSafe(|| f(&span))).unwrap_or_else(|payload| {
+                Err(FileError::Internal {
+                    path: self.path.to_path_buf(),
+                    step: name,
+                    message: panic_message(payload.as_ref()),
+                })
+            });
         span.set_attribute(names::THREAD_CPU_MS, usage::thread_cpu_ms() - thread_cpu);
         span.set_attribute(names::PROCESS_CPU_MS, usage::process_cpu_ms() - process_cpu);
         let duration_ms = ms(start);
@@ -480,9 +523,18 @@ fn write_outputs(
 }
 
 /// Remove whatever outputs of `job` exist, so a failed input leaves nothing behind.
-fn remove_outputs(job: &FileJob) {
+/// Removes the outputs of a file that did not finish, and the folders left empty by that
+/// (up to, not including, OUTPUT_DIR).
+fn remove_outputs(job: &FileJob, out_root: &Path) {
     for path in job.outputs.all() {
         let _ = std::fs::remove_file(path);
+    }
+    let mut dir = job.outputs.dir.as_path();
+    while dir != out_root && dir.starts_with(out_root) && std::fs::remove_dir(dir).is_ok() {
+        match dir.parent() {
+            Some(parent) => dir = parent,
+            None => break,
+        }
     }
 }
 

@@ -137,6 +137,9 @@ pub struct RunReport {
     pub counts: Counts,
     /// Warnings from discovery.
     pub warnings: Vec<String>,
+    /// Folders of the dataset that could not be read (each a failure of the run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<String>,
     /// Per subject, in label order.
     pub subjects: Vec<SubjectRecord>,
 }
@@ -182,7 +185,7 @@ impl RunReport {
     pub fn outcome(&self) -> Outcome {
         if self.interrupted {
             Outcome::Interrupted
-        } else if self.counts.failed > 0 {
+        } else if self.counts.failed > 0 || !self.unreadable.is_empty() {
             Outcome::SomeFailed
         } else {
             Outcome::Success
@@ -190,7 +193,7 @@ impl RunReport {
     }
 
     /// A few lines for a person: counts, time, where things are, and every failure.
-    pub fn human_summary(&self, report_path: &std::path::Path) -> String {
+    pub fn human_summary(&self, report_path: Option<&std::path::Path>) -> String {
         let c = self.counts;
         let mut out = format!(
             "neuro-batch: {} subjects, {} inputs: {} ok, {} failed, {} skipped (already done), {} cancelled in {:.1} s\n",
@@ -202,6 +205,9 @@ impl RunReport {
             c.cancelled,
             self.duration_s
         );
+        for e in &self.unreadable {
+            out.push_str(&format!("  FAILED {e}\n"));
+        }
         for f in self.subjects.iter().flat_map(|s| &s.files) {
             if let Some(e) = &f.error {
                 out.push_str(&format!("  FAILED {e}\n"));
@@ -210,7 +216,7 @@ impl RunReport {
         out.push_str(&format!(
             "outputs: {}\nreport:  {}\n",
             self.output_dir.display(),
-            report_path.display()
+            report_path.map_or_else(|| "NOT WRITTEN".into(), |p| p.display().to_string())
         ));
         out
     }

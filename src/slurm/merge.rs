@@ -74,7 +74,10 @@ pub fn merge(logs_dir: &Path, job_id: &str, expected_shards: usize) -> std::io::
         if !layout::is_run_report(&name) {
             continue;
         }
-        let Ok(report) = serde_json::from_str::<RunReport>(&std::fs::read_to_string(&path)?) else {
+        let Ok(report) = serde_json::from_str::<RunReport>(&neuro_batch_fsutil::read_regular_text(
+            &path,
+            1 << 30,
+        )?) else {
             tracing::warn!(
                 "{}: not a run report; left out of the merge",
                 path.display()

@@ -9,25 +9,41 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
-/// Appends span batches to a JSON-lines file.
+/// What reached the trace file, shared with [`crate::telemetry::Telemetry`] for its summary.
+#[derive(Debug, Default)]
+pub struct FileStats {
+    /// Spans written.
+    pub written: AtomicUsize,
+    /// Spans that could not be written (disk full, permissions...).
+    pub failed: AtomicUsize,
+    /// The last write error.
+    pub last_error: Mutex<Option<String>>,
+}
+
+/// Appends span batches to a JSON-lines file. A batch that cannot be written whole is cut
+/// back off the file, so the file never holds a partial line in the middle.
 #[derive(Debug)]
 pub struct JsonlExporter {
     path: PathBuf,
-    file: Mutex<Option<BufWriter<File>>>,
+    file: Mutex<Option<(File, u64)>>,
     resource: ResourceAttributesWithSchema,
+    stats: Arc<FileStats>,
 }
 
 impl JsonlExporter {
-    /// An exporter that will append to `path` (parent directories are created on first use).
-    pub fn new(path: PathBuf) -> Self {
+    /// An exporter that will append to `path` (parent directories are created on first use),
+    /// counting into `stats`.
+    pub fn new(path: PathBuf, stats: Arc<FileStats>) -> Self {
         Self {
             path,
             file: Mutex::new(None),
             resource: ResourceAttributesWithSchema::from(&Resource::builder_empty().build()),
+            stats,
         }
     }
 
@@ -50,19 +66,41 @@ impl JsonlExporter {
                 .append(true)
                 .open(&self.path)
                 .map_err(|e| format!("{}: {e}", self.path.display()))?;
-            *guard = Some(BufWriter::new(file));
+            let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+            *guard = Some((file, len));
         }
-        let writer = guard.as_mut().expect("opened above");
-        writer
-            .write_all(&line)
-            .and_then(|()| writer.flush())
-            .map_err(|e| format!("{}: {e}", self.path.display()))
+        let (file, good_len) = guard.as_mut().expect("opened above");
+        match file.write_all(&line) {
+            Ok(()) => {
+                *good_len += line.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // Best effort: drop the partial line so later batches start on a line of
+                // their own.
+                let _ = file.set_len(*good_len);
+                Err(format!("{}: {e}", self.path.display()))
+            }
+        }
     }
 }
 
 impl SpanExporter for JsonlExporter {
     fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
-        let result = self.append(batch).map_err(OTelSdkError::InternalFailure);
+        let spans = batch.len();
+        let result = match self.append(batch) {
+            Ok(()) => {
+                self.stats.written.fetch_add(spans, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                self.stats.failed.fetch_add(spans, Ordering::Relaxed);
+                if let Ok(mut last) = self.stats.last_error.lock() {
+                    *last = Some(e.clone());
+                }
+                Err(OTelSdkError::InternalFailure(e))
+            }
+        };
         std::future::ready(result)
     }
 

@@ -56,8 +56,17 @@ pub struct Telemetry {
     tracer_provider: Option<SdkTracerProvider>,
     meter_provider: Option<SdkMeterProvider>,
     otlp: Option<(String, Arc<DeliveryStats>)>,
-    trace_file: Option<PathBuf>,
+    trace_file: Option<(PathBuf, Arc<file_exporter::FileStats>)>,
     runtime: Option<tokio::runtime::Runtime>,
+}
+
+/// What [`Telemetry::shutdown`] found: problems worth a line in the summary.
+#[derive(Debug, Default)]
+pub struct Shutdown {
+    /// One line per problem (undelivered OTLP spans, trace file write failures).
+    pub warnings: Vec<String>,
+    /// Spans of this run are missing from the trace file.
+    pub trace_file_incomplete: bool,
 }
 
 impl Telemetry {
@@ -76,8 +85,9 @@ impl Telemetry {
 
         let resource = resource();
         let mut builder = SdkTracerProvider::builder().with_resource(resource.clone());
-        if let Some(path) = &trace_file {
-            let exporter = file_exporter::JsonlExporter::new(path.clone());
+        let trace_file = trace_file.map(|path| (path, Arc::default()));
+        if let Some((path, stats)) = &trace_file {
+            let exporter = file_exporter::JsonlExporter::new(path.clone(), Arc::clone(stats));
             builder = builder.with_span_processor(
                 BatchSpanProcessor::builder(exporter)
                     .with_batch_config(batch_config())
@@ -123,7 +133,7 @@ impl Telemetry {
 
     /// The JSON-lines trace file being written, if any.
     pub fn trace_file(&self) -> Option<&Path> {
-        self.trace_file.as_deref()
+        self.trace_file.as_ref().map(|(path, _)| path.as_path())
     }
 
     /// The OTLP traces URL, if exporting.
@@ -131,8 +141,8 @@ impl Telemetry {
         self.otlp.as_ref().map(|(url, _)| url.as_str())
     }
 
-    /// Flush and stop exporters. Returns one warning if spans were not delivered.
-    pub fn shutdown(self) -> Option<String> {
+    /// Flush and stop exporters; says which spans did not reach the collector or the trace file.
+    pub fn shutdown(self) -> Shutdown {
         if let Some(provider) = &self.tracer_provider
             && let Err(e) = provider.shutdown()
         {
@@ -146,22 +156,38 @@ impl Telemetry {
         if let Some(rt) = self.runtime {
             rt.shutdown_background();
         }
-        let (url, stats) = self.otlp?;
-        let ended = stats.ended.load(Ordering::Relaxed);
-        let delivered = stats.delivered.load(Ordering::Relaxed);
-        (delivered < ended).then(|| {
-            let reason = stats
-                .last_error
-                .lock()
-                .ok()
-                .and_then(|e| e.clone())
-                .unwrap_or_else(|| "dropped before export".into());
-            format!(
-                "OTLP export: {} of {ended} spans were not delivered to {url} ({reason})",
-                ended - delivered
-            )
-        })
+        let mut out = Shutdown::default();
+        if let Some((path, stats)) = &self.trace_file {
+            let failed = stats.failed.load(Ordering::Relaxed);
+            if failed > 0 {
+                let written = stats.written.load(Ordering::Relaxed);
+                let reason = last_error(&stats.last_error).unwrap_or_default();
+                out.warnings.push(format!(
+                    "trace file {}: {failed} of {} spans could not be written ({reason})",
+                    path.display(),
+                    failed + written
+                ));
+                out.trace_file_incomplete = true;
+            }
+        }
+        if let Some((url, stats)) = &self.otlp {
+            let ended = stats.ended.load(Ordering::Relaxed);
+            let delivered = stats.delivered.load(Ordering::Relaxed);
+            if delivered < ended {
+                let reason =
+                    last_error(&stats.last_error).unwrap_or_else(|| "dropped before export".into());
+                out.warnings.push(format!(
+                    "OTLP export: {} of {ended} spans were not delivered to {url} ({reason})",
+                    ended - delivered
+                ));
+            }
+        }
+        out
     }
+}
+
+fn last_error(slot: &std::sync::Mutex<Option<String>>) -> Option<String> {
+    slot.lock().ok().and_then(|e| e.clone())
 }
 
 /// `OTEL_SDK_DISABLED=true`, the standard switch for "no telemetry at all": no trace file.

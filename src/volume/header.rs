@@ -4,7 +4,6 @@
 use super::VolumeError;
 use flate2::read::MultiGzDecoder;
 use nifti::{NiftiHeader, NiftiType};
-use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -72,7 +71,7 @@ pub(super) fn open_stream(path: &Path) -> Result<(Box<dyn Read>, bool, u64), Vol
         path: path.to_path_buf(),
         source,
     };
-    let file = File::open(path).map_err(io)?;
+    let file = neuro_batch_fsutil::open_regular(path).map_err(io)?;
     let file_size = file.metadata().map_err(io)?.len();
     if file_size == 0 {
         return Err(VolumeError::Empty {

@@ -31,12 +31,15 @@ pub fn read_volume(path: &Path) -> Result<(Volume, HeaderInfo), VolumeError> {
     if !info.compressed {
         raw.reserve_exact(info.data_bytes as usize);
     }
-    stream
+    (&mut stream)
         .take(info.data_bytes)
         .read_to_end(&mut raw)
         .map_err(|e| gzip_or_io(path, e))?;
     if (raw.len() as u64) < info.data_bytes {
         return Err(truncated(path, &info, raw.len()));
+    }
+    if info.compressed {
+        verify_gzip_trailers(path, &mut stream)?;
     }
 
     let header = &info.header;
@@ -63,6 +66,28 @@ pub fn read_volume(path: &Path) -> Result<(Volume, HeaderInfo), VolumeError> {
         non_finite_voxels,
     };
     Ok((volume, info))
+}
+
+/// Most decompressed bytes accepted after the voxel data (real files have none).
+const MAX_TRAILING_BYTES: u64 = 64 << 20;
+
+/// Reads the gzip stream to its end, which makes the decoder check every member's CRC-32 and
+/// length: a flipped bit or a cut-off trailer is an error, not silently different voxels.
+fn verify_gzip_trailers(path: &Path, stream: &mut dyn Read) -> Result<(), VolumeError> {
+    let trailing = std::io::copy(
+        &mut stream.take(MAX_TRAILING_BYTES + 1),
+        &mut std::io::sink(),
+    )
+    .map_err(|e| gzip_or_io(path, e))?;
+    if trailing > MAX_TRAILING_BYTES {
+        return Err(VolumeError::InvalidHeader {
+            path: path.to_path_buf(),
+            reason: format!(
+                "more than {MAX_TRAILING_BYTES} bytes follow the voxel data: not a single NIfTI volume"
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn truncated(path: &Path, info: &HeaderInfo, got: usize) -> VolumeError {

@@ -106,7 +106,9 @@ where
         // Setting a level forces gzip (and a .nii.gz path) in the crate, so only here.
         options = options.compression_level(Compression::new(compression_level));
     }
-    options.write_nifti(data).map_err(|e| fail(e.to_string()))?;
+    options
+        .write_nifti(data)
+        .map_err(|e| fail(nifti_message(e)))?;
     let written = std::fs::metadata(tmp.path())
         .map(|m| m.len())
         .map_err(|e| fail(e.to_string()))?;
@@ -115,4 +117,13 @@ where
     }
     tmp.persist(path).map_err(|e| fail(e.error.to_string()))?;
     Ok(written)
+}
+
+/// The nifti crate's error as one line: its `Io` variant displays as Rust debug output
+/// (`Io(Os { code: 28, .. })`), so the I/O error is shown by itself.
+fn nifti_message(e: nifti::NiftiError) -> String {
+    match e {
+        nifti::NiftiError::Io(io) => io.to_string(),
+        other => other.to_string(),
+    }
 }

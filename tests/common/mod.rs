@@ -157,6 +157,7 @@ pub struct RawNifti {
     pub sizeof_hdr: i32,
     pub magic: [u8; 4],
     pub srow: [[f32; 4]; 3],
+    pub vox_offset: f32,
 }
 
 impl RawNifti {
@@ -176,6 +177,7 @@ impl RawNifti {
                 [0.0, 1.0, 0.0, 20.0],
                 [0.0, 0.0, 1.0, -30.0],
             ],
+            vox_offset: 352.0,
         }
     }
 
@@ -206,7 +208,7 @@ impl RawNifti {
         for (i, &p) in self.pixdim.iter().enumerate() {
             put_f32(&mut h, 80 + 4 * i, p);
         }
-        put_f32(&mut h, 108, 352.0);
+        put_f32(&mut h, 108, self.vox_offset);
         put_f32(&mut h, 112, self.slope);
         put_f32(&mut h, 116, self.inter);
         h[123] = 2; // mm

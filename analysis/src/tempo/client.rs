@@ -1,7 +1,7 @@
-//! HTTP access to Tempo's API: timeouts, retries with backoff, and errors that say what Tempo
-//! answered.
+//! HTTP access to Tempo's API: timeouts, an overall deadline, retries with backoff, and errors
+//! that say what Tempo answered.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use reqwest::blocking::Client;
@@ -29,6 +29,27 @@ pub enum TempoError {
         /// The body, trimmed (Tempo's 4xx bodies are one line of text; may be empty).
         body: String,
     },
+    /// The overall deadline passed before this request could be made or answered.
+    #[error("gave up on {url}: the {}-second deadline passed (--deadline)", deadline.as_secs())]
+    Deadline {
+        /// The request URL.
+        url: String,
+        /// The deadline, from the client's creation.
+        deadline: Duration,
+    },
+    /// Something answered, but not Tempo's API (a web page, a proxy's login form...).
+    #[error(
+        "{url} did not answer like Tempo's API (Content-Type {content_type}, starts with \
+         {start:?}): is --tempo the API's address (port 3200), not Grafana's?"
+    )]
+    NotTempo {
+        /// The request URL.
+        url: String,
+        /// The answer's Content-Type.
+        content_type: String,
+        /// Its first bytes, as text.
+        start: String,
+    },
     /// The body is not the JSON this endpoint returns.
     #[error("unexpected response from {url}: {reason}")]
     Decode {
@@ -48,6 +69,9 @@ pub struct Retry {
     pub backoff: Duration,
 }
 
+/// The longest `Retry-After` obeyed: a server asking for more is retried after this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+
 impl Default for Retry {
     fn default() -> Self {
         Retry {
@@ -63,14 +87,20 @@ pub struct TempoClient {
     base: String,
     http: Client,
     retry: Retry,
+    timeout: Duration,
+    deadline: (Instant, Duration),
 }
 
 impl TempoClient {
     /// A client for the Tempo at `base` (e.g. `http://localhost:3200`), with a per-request
-    /// timeout.
-    pub fn new(base: &str, timeout: Duration, retry: Retry) -> Result<Self, TempoError> {
+    /// timeout and an overall `deadline` from now: every request, retry and wait ends by then.
+    pub fn new(
+        base: &str,
+        timeout: Duration,
+        deadline: Duration,
+        retry: Retry,
+    ) -> Result<Self, TempoError> {
         let http = Client::builder()
-            .timeout(timeout)
             .user_agent(concat!("neuro-batch/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|source| TempoError::Unreachable {
@@ -81,6 +111,8 @@ impl TempoClient {
             base: base.trim_end_matches('/').to_owned(),
             http,
             retry,
+            timeout,
+            deadline: (Instant::now() + deadline, deadline),
         })
     }
 
@@ -89,23 +121,36 @@ impl TempoClient {
         &self.base
     }
 
+    /// Time left before the deadline, or the error saying it passed.
+    fn left(&self, url: &str) -> Result<Duration, TempoError> {
+        let (at, deadline) = self.deadline;
+        let left = at.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(TempoError::Deadline {
+                url: url.to_owned(),
+                deadline,
+            });
+        }
+        Ok(left)
+    }
+
     /// GETs `path` with query parameters and returns the body of a 2xx answer. 429, 5xx and
-    /// transport errors are retried; other statuses fail at once with Tempo's message.
+    /// transport errors are retried (never past the deadline); other statuses fail at once
+    /// with Tempo's message.
     pub fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Vec<u8>, TempoError> {
         let url = format!("{}{}", self.base, path);
         let mut backoff = self.retry.backoff;
         let mut attempt = 0;
         loop {
-            let outcome = self.http.get(&url).query(query).send();
+            let left = self.left(&url)?;
+            let outcome = self
+                .http
+                .get(&url)
+                .query(query)
+                .timeout(self.timeout.min(left))
+                .send();
             let retry_after = match outcome {
-                Ok(resp) if resp.status().is_success() => {
-                    return resp.bytes().map(|b| b.to_vec()).map_err(|source| {
-                        TempoError::Unreachable {
-                            url: url.clone(),
-                            source,
-                        }
-                    });
-                }
+                Ok(resp) if resp.status().is_success() => return self.body(&url, resp),
                 Ok(resp) => {
                     let status = resp.status();
                     let retry_after = resp
@@ -126,15 +171,53 @@ impl TempoClient {
                     retry_after
                 }
                 Err(source) => {
+                    if source.is_timeout() {
+                        self.left(&url)?;
+                    }
                     if attempt >= self.retry.attempts {
                         return Err(TempoError::Unreachable { url, source });
                     }
                     None
                 }
             };
-            std::thread::sleep(retry_after.unwrap_or(backoff).min(Duration::from_secs(30)));
+            let wait = retry_after.map_or(backoff, |w| w.min(MAX_RETRY_AFTER));
+            std::thread::sleep(wait.min(self.left(&url)?));
             backoff *= 2;
             attempt += 1;
         }
+    }
+
+    /// The body of a successful answer, refused when it is a web page rather than the API's
+    /// JSON or protobuf.
+    fn body(&self, url: &str, resp: reqwest::blocking::Response) -> Result<Vec<u8>, TempoError> {
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none")
+            .to_owned();
+        let body = resp
+            .bytes()
+            .map(|b| b.to_vec())
+            .map_err(|source| TempoError::Unreachable {
+                url: url.to_owned(),
+                source,
+            })?;
+        let looks_like_markup = body
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|&b| b == b'<');
+        if content_type.contains("html") || looks_like_markup {
+            let start: String = String::from_utf8_lossy(&body[..body.len().min(60)])
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect();
+            return Err(TempoError::NotTempo {
+                url: url.to_owned(),
+                content_type,
+                start,
+            });
+        }
+        Ok(body)
     }
 }
