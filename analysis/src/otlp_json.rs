@@ -331,6 +331,35 @@ mod tests {
         assert_eq!(s.attributes["x"], AttrValue::Float(1.5));
     }
 
+    fn with_times(start: &str, end: &str) -> Vec<u8> {
+        format!(
+            r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"traceId":"0102030405060708090a0b0c0d0e0f10",
+            "spanId":"0102030405060708","name":"s","startTimeUnixNano":"{start}","endTimeUnixNano":"{end}"}}]}}]}}]}}"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn timestamps_are_non_negative_and_an_end_before_the_start_is_a_zero_duration() {
+        let max = i64::MAX.to_string();
+        let min = i64::MIN.to_string();
+        let span = &decode(&with_times("0", &max)).unwrap()[0];
+        assert!(span.duration_ms() > 9e12, "no overflow");
+        let span = &decode(&with_times("5000000", "1000000")).unwrap()[0];
+        assert_eq!(
+            span.duration_ms(),
+            0.0,
+            "clock skew: end taken as the start"
+        );
+        let e = decode(&with_times(&min, &max)).unwrap_err().to_string();
+        assert!(e.contains("bad timestamp") && e.contains(&min), "{e}");
+        assert!(decode(&with_times("-1", "5")).is_err());
+        assert!(
+            decode(&with_times("18446744073709551615", "5")).is_err(),
+            "beyond i64"
+        );
+    }
+
     #[test]
     fn tempo_v2_not_found_is_empty() {
         assert!(decode(br#"{"trace":{},"metrics":{}}"#).unwrap().is_empty());
