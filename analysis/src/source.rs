@@ -186,7 +186,7 @@ fn from_store(paths: &[PathBuf], all_runs: bool) -> Result<Loaded, SourceError> 
         files.extend(store::resolve(path, all_runs)?);
     }
     let read = store::read(&files)?;
-    let mut notes = Vec::new();
+    let mut notes = read.mismatches.clone();
     if read.truncated_lines > 0 {
         notes.push(format!(
             "{} cut-short last line(s) ignored (a run killed while writing)",

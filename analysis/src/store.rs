@@ -11,6 +11,19 @@ pub const LOGS_DIR: &str = "logs";
 /// Trace file names: `traces-<run id>.jsonl`; run ids sort by time.
 const TRACE_PREFIX: &str = "traces-";
 const TRACE_EXTENSION: &str = ".jsonl";
+/// Run report names: `neuro-batch-run-<run id>.json`, beside the run's trace file.
+const REPORT_PREFIX: &str = "neuro-batch-run-";
+const REPORT_EXTENSION: &str = ".json";
+
+/// The run report file name of the run `run_id`.
+pub fn run_report_name(run_id: &str) -> String {
+    format!("{REPORT_PREFIX}{run_id}{REPORT_EXTENSION}")
+}
+
+/// Whether the file name `name` is a run report's.
+pub fn is_run_report(name: &str) -> bool {
+    name.starts_with(REPORT_PREFIX) && name.ends_with(REPORT_EXTENSION)
+}
 
 /// The trace file name of the run `run_id`.
 pub fn trace_file_name(run_id: &str) -> String {
@@ -57,6 +70,9 @@ pub struct StoreRead {
     pub files: Vec<PathBuf>,
     /// Final lines cut short (a run killed while writing), ignored.
     pub truncated_lines: usize,
+    /// Trace files holding fewer (or more) subject traces than their run report says the run
+    /// traced: one line each.
+    pub mismatches: Vec<String>,
 }
 
 /// The trace files a path stands for: a file is itself; a directory (a run's output directory
@@ -108,6 +124,7 @@ pub fn read(files: &[PathBuf]) -> Result<StoreRead, StoreError> {
         let ends_with_newline = text.last() == Some(&b'\n');
         let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
         let last = lines.len() - 1;
+        let first = out.spans.len();
         for (i, line) in lines.iter().enumerate() {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
@@ -124,7 +141,52 @@ pub fn read(files: &[PathBuf]) -> Result<StoreRead, StoreError> {
                 }
             }
         }
+        out.mismatches
+            .extend(check_against_report(path, &out.spans[first..]));
         out.files.push(path.clone());
     }
     Ok(out)
+}
+
+/// What the run report beside a trace file says the run traced: the subjects it traced
+/// (`traces.traces`), or else all its subjects. `None` without a readable report.
+fn traced_by_report(trace_file: &Path) -> Option<usize> {
+    #[derive(serde::Deserialize)]
+    struct Report {
+        subjects: Vec<serde::de::IgnoredAny>,
+        traces: Option<Traces>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Traces {
+        traces: usize,
+    }
+    let name = trace_file.file_name()?.to_str()?;
+    let run_id = name
+        .strip_prefix(TRACE_PREFIX)?
+        .strip_suffix(TRACE_EXTENSION)?;
+    let report = trace_file.with_file_name(run_report_name(run_id));
+    let text = neuro_batch_fsutil::read_regular_text(&report, 1 << 30).ok()?;
+    let report: Report = serde_json::from_str(&text).ok()?;
+    Some(report.traces.map_or(report.subjects.len(), |t| t.traces))
+}
+
+/// A note when `spans` (a trace file's) hold a different number of traces than the run
+/// report beside the file says the run made.
+fn check_against_report(path: &Path, spans: &[Span]) -> Option<String> {
+    let expected = traced_by_report(path)?;
+    let mut roots: Vec<&str> = spans
+        .iter()
+        .filter(|s| s.parent_id.is_none())
+        .map(|s| s.trace_id.as_str())
+        .collect();
+    roots.sort_unstable();
+    roots.dedup();
+    (roots.len() != expected).then(|| {
+        format!(
+            "{} holds {} subject traces, but its run report says the run traced {expected}: \
+             spans were lost, and figures from this file cover only part of the run",
+            path.display(),
+            roots.len()
+        )
+    })
 }

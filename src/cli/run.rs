@@ -133,10 +133,14 @@ pub struct RunArgs {
     /// OTLP protocol [default: OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf].
     #[arg(long, value_enum)]
     pub otlp_protocol: Option<ProtocolArg>,
-    /// Also write traces as OTLP JSON lines here [default without OTLP:
-    /// OUTPUT_DIR/logs/traces-<run-id>.jsonl].
+    /// Write the local trace file (OTLP JSON lines, kept whatever else is configured) here
+    /// [default: OUTPUT_DIR/logs/traces-<run-id>.jsonl].
     #[arg(long, value_name = "PATH")]
     pub trace_file: Option<PathBuf>,
+    /// Write no local trace file (OTLP only, if configured); OTEL_TRACES_EXPORTER=none turns
+    /// off all traces.
+    #[arg(long, conflicts_with = "trace_file")]
+    pub no_trace_file: bool,
     /// W3C traceparent of the batch this run belongs to; each subject trace links to it
     /// [default: the TRACEPARENT/TRACESTATE variables].
     #[arg(long, value_name = "TRACEPARENT")]

@@ -20,6 +20,13 @@ pub(super) fn compare(args: CompareArgs) -> Result<ExitCode, Failure> {
 fn gate(args: CompareArgs) -> Result<ExitCode, Failure> {
     let (baseline, base_info) = side(&args.baseline, &args)?;
     let (candidate, cand_info) = side(&args.candidate, &args)?;
+    // What a side's source says about its completeness (lost spans, traces not fetched)
+    // decides whether the verdict can be trusted: say it where CI logs show it.
+    for (name, info) in [("baseline", &base_info), ("candidate", &cand_info)] {
+        for note in &info.notes {
+            eprintln!("neuro-batch: warning: {name}: {note}");
+        }
+    }
     let options = CompareOptions {
         alpha: args.alpha,
         min_effect: args.min_effect,

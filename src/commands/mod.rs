@@ -72,18 +72,20 @@ fn telemetry_for(
     run: &RunArgs,
     globals: Globals,
     default_trace_file: Option<PathBuf>,
-) -> Telemetry {
+) -> Result<Telemetry, Failure> {
+    let given = run
+        .trace_file
+        .as_deref()
+        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
     Telemetry::init(TelemetryOptions {
         verbosity: globals.verbosity,
         log_format: globals.log_format,
         otlp_endpoint: run.otlp_endpoint.clone(),
         otlp_protocol: run.otlp_protocol.map(Into::into),
-        trace_file: run
-            .trace_file
-            .as_deref()
-            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())),
-        default_trace_file,
+        traces: default_trace_file.is_some(),
+        trace_file: given.or(default_trace_file).filter(|_| !run.no_trace_file),
     })
+    .map_err(|e| Failure::new(ExitCode::Usage, e))
 }
 
 /// The exit code of a run that could not happen.

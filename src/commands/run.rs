@@ -20,7 +20,7 @@ pub(super) fn run(args: RunArgs, globals: Globals) -> Result<ExitCode, Failure> 
     let run_id = new_run_id("");
     let config = config(&args)?;
     let trace_file = layout::trace_file(&config.output_dir, &run_id);
-    let telemetry = telemetry_for(&args, globals, Some(trace_file));
+    let telemetry = telemetry_for(&args, globals, Some(trace_file))?;
     let result = run_with(&args, &config, &run_id, &telemetry, &cancel);
     let shutdown = telemetry.shutdown();
     for warning in &shutdown.warnings {
@@ -107,8 +107,10 @@ fn run_with(
         slurm_job_id: std::env::var("SLURM_ARRAY_JOB_ID").ok(),
         progress: &progress,
         metrics: &metrics,
+        telemetry: Some(telemetry),
     };
-    let finished = batch::run(config, batch, &ctx, cancel).map_err(batch_failure)?;
+    let finished = with_heartbeat(&progress, || batch::run(config, batch, &ctx, cancel))
+        .map_err(batch_failure)?;
     let report = &finished.report;
     let written = finished.report_error.is_none();
     eprint!(
@@ -118,11 +120,24 @@ fn run_with(
     if let Some(e) = &finished.report_error {
         eprintln!("neuro-batch: error: {e}; this summary is the only record of the run");
     }
-    match (telemetry.trace_file(), telemetry.otlp_url()) {
-        (Some(file), _) => eprintln!("traces:  {}", file.display()),
-        (None, Some(url)) => eprintln!("traces:  {url}"),
-        (None, None) => {}
+    let destinations: Vec<String> = telemetry
+        .trace_file()
+        .map(|f| f.display().to_string())
+        .into_iter()
+        .chain(telemetry.otlp_url().map(str::to_string))
+        .collect();
+    if !destinations.is_empty() {
+        let sampled = match report.traces {
+            Some(d) if (d.traces as usize) < report.subjects.len() => format!(
+                " ({} of {} subjects traced: OTEL_TRACES_SAMPLER)",
+                d.traces,
+                report.subjects.len()
+            ),
+            _ => String::new(),
+        };
+        eprintln!("traces:  {}{sampled}", destinations.join(" and "));
     }
+
     if args.format == Format::Json {
         println!(
             "{}",
@@ -134,6 +149,36 @@ fn run_with(
         _ if finished.report_error.is_some() => ExitCode::RecordsIncomplete,
         Outcome::Success => ExitCode::Success,
         Outcome::SomeFailed => ExitCode::SomeFailed,
+    })
+}
+
+/// How often a run without a terminal says how far it is.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs `work`; without a terminal (where the progress bar is hidden) logs `done/total` files
+/// every [`HEARTBEAT`] meanwhile, so SLURM and CI logs show progress.
+fn with_heartbeat<T>(progress: &indicatif::ProgressBar, work: impl FnOnce() -> T) -> T {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        return work();
+    }
+    let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            while stopped
+                .recv_timeout(HEARTBEAT)
+                .is_err_and(|e| e.is_timeout())
+            {
+                tracing::info!(
+                    done = progress.position(),
+                    total = progress.length().unwrap_or(0),
+                    "progress"
+                );
+            }
+        });
+        let out = work();
+        drop(stop);
+        out
     })
 }
 

@@ -36,7 +36,7 @@ pub(super) fn slurm(args: SlurmArgs, globals: Globals) -> Result<ExitCode, Failu
     let trace_file = args
         .submit
         .then(|| layout::trace_file(&config.output_dir, &batch_id));
-    let telemetry = telemetry_for(&args.run, globals, trace_file);
+    let telemetry = telemetry_for(&args.run, globals, trace_file)?;
     let result = slurm_job(&args, &config, &batch_id);
     for warning in telemetry.shutdown().warnings {
         eprintln!("neuro-batch: warning: {warning}");

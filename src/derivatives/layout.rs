@@ -2,6 +2,7 @@
 //! fixed folders and file names under OUTPUT_DIR.
 
 use crate::bids::Input;
+use neuro_batch_analysis::store;
 use std::path::{Path, PathBuf};
 
 /// Folder (under OUTPUT_DIR) for run reports, traces and SLURM files; listed in
@@ -14,8 +15,6 @@ pub const QC_DIR: &str = "qc";
 const BRAIN_MASK: &str = "_desc-brain_mask.nii.gz";
 /// Name ending of a brain mask's QC picture.
 const BRAIN_QC: &str = "_desc-brain_qc.png";
-/// Prefix of run reports in [`LOGS_DIR`].
-const RUN_REPORT_PREFIX: &str = "neuro-batch-run-";
 
 /// Where the outputs for one input go.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -101,14 +100,12 @@ pub fn qc_picture(out_root: &Path, mask: &Path) -> PathBuf {
 
 /// `OUTPUT_DIR/logs/neuro-batch-run-<run id>.json`.
 pub fn run_report(out_root: &Path, run_id: &str) -> PathBuf {
-    out_root
-        .join(LOGS_DIR)
-        .join(format!("{RUN_REPORT_PREFIX}{run_id}.json"))
+    out_root.join(LOGS_DIR).join(store::run_report_name(run_id))
 }
 
 /// Whether the file name `name` is a run report's.
 pub fn is_run_report(name: &str) -> bool {
-    name.starts_with(RUN_REPORT_PREFIX) && name.ends_with(".json")
+    store::is_run_report(name)
 }
 
 /// `OUTPUT_DIR/logs/traces-<run id>.jsonl`: the run's local trace store.

@@ -10,6 +10,7 @@ use super::report::{Counts, FileStatus, RunReport, SubjectRecord};
 use super::scheduler::{Scheduled, schedule};
 use crate::bids::{self, Dataset, DatasetError, Discovery};
 use crate::derivatives::{layout, placement, prepare_output_root};
+use crate::telemetry::Telemetry;
 use crate::telemetry::metrics::Metrics;
 use opentelemetry::trace::SpanContext;
 use std::path::{Path, PathBuf};
@@ -158,6 +159,8 @@ pub struct RunContext<'a> {
     pub progress: &'a indicatif::ProgressBar,
     /// OTLP instruments (no-ops without an endpoint).
     pub metrics: &'a Metrics,
+    /// The run's telemetry: flushed before the report, which records what reached it.
+    pub telemetry: Option<&'a Telemetry>,
 }
 
 /// A finished run: its report, written to `report_path` unless `report_error` says why not.
@@ -215,6 +218,9 @@ pub fn run(
     );
     ctx.progress.finish_and_clear();
     let subjects = records(results, &batch.jobs);
+    let traces = ctx.telemetry.map(Telemetry::flush);
+    let mut warnings = batch.discovery.warnings.clone();
+    warnings.extend(traces.and_then(|t| t.trace_file_shortfall()));
     let report = RunReport {
         run_id: ctx.run_id.to_string(),
         version: env!("CARGO_PKG_VERSION").into(),
@@ -235,7 +241,8 @@ pub fn run(
         shard: config.shard.map(|s| s.to_string()),
         slurm_job_id: ctx.slurm_job_id.clone(),
         counts: Counts::of(&subjects),
-        warnings: batch.discovery.warnings.clone(),
+        warnings,
+        traces,
         unreadable: batch.discovery.unreadable.clone(),
         subjects,
     };

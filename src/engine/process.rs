@@ -146,6 +146,18 @@ impl Processor<'_> {
         } else {
             span.set_status(Status::Ok);
         }
+        let status = subject_status(&files);
+        let duration_s = start.elapsed().as_secs_f64();
+        // In the subject's span, so the line carries its trace id.
+        span.in_scope(|| {
+            tracing::info!(
+                subject = %job.label,
+                status,
+                files = files.len(),
+                duration_s = format!("{duration_s:.1}"),
+                "subject finished"
+            );
+        });
         SubjectRecord {
             subject: job.label.clone(),
             sessions: job.sessions.clone(),
@@ -218,6 +230,21 @@ impl Processor<'_> {
         record.duration_ms = ms(start);
         self.progress.inc(1);
         record
+    }
+}
+
+/// One word for a subject: `failed` if any file failed, else `cancelled` if any was, else
+/// `skipped` if all were, else `ok`.
+fn subject_status(files: &[FileRecord]) -> &'static str {
+    let any = |status: FileStatus| files.iter().any(|f| f.status == status);
+    if any(FileStatus::Failed) {
+        "failed"
+    } else if any(FileStatus::Cancelled) {
+        "cancelled"
+    } else if !files.is_empty() && files.iter().all(|f| f.status == FileStatus::Skipped) {
+        "skipped"
+    } else {
+        "ok"
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::plan::SubjectJob;
 use crate::stages::{Fact, StageSettings};
+use crate::telemetry::Delivery;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -137,6 +138,9 @@ pub struct RunReport {
     pub counts: Counts,
     /// Warnings from discovery.
     pub warnings: Vec<String>,
+    /// What reached the trace exporters when the report was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traces: Option<Delivery>,
     /// Folders of the dataset that could not be read (each a failure of the run).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unreadable: Vec<String>,

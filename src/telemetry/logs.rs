@@ -18,6 +18,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// The OpenTelemetry trace and span ids of the current span, if it is traced.
+fn current_ids() -> Option<(String, String)> {
+    let cx = tracing::Span::current().context();
+    let span = cx.span();
+    let sc = span.span_context();
+    sc.is_valid()
+        .then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
+}
+
 /// Formats each event as one JSON object: timestamp, level, target, span, trace_id, span_id,
 /// message and the event's fields.
 pub struct JsonWithTraceIds;
@@ -45,16 +54,45 @@ where
         line.insert("target".into(), meta.target().into());
         if let Some(span) = ctx.lookup_current() {
             line.insert("span".into(), span.name().into());
-            let cx = tracing::Span::current().context();
-            let span_ref = cx.span();
-            let sc = span_ref.span_context();
-            if sc.is_valid() {
-                line.insert("trace_id".into(), sc.trace_id().to_string().into());
-                line.insert("span_id".into(), sc.span_id().to_string().into());
-            }
+        }
+        // From the OpenTelemetry context, not this layer's view: the log filter hides the
+        // info-level spans from this layer, not from the tracer.
+        if let Some((trace_id, span_id)) = current_ids() {
+            line.insert("trace_id".into(), trace_id.into());
+            line.insert("span_id".into(), span_id.into());
         }
         event.record(&mut FieldsToJson(&mut line));
         writeln!(writer, "{}", Value::Object(line))
+    }
+}
+
+/// Formats each event as tracing's compact text line, with ` trace_id=… span_id=…` at the end
+/// when it happens inside a traced span.
+pub struct TextWithTraceIds<F>(pub F);
+
+impl<S, N, F> FormatEvent<S, N> for TextWithTraceIds<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'w> FormatFields<'w> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        let Some((trace_id, span_id)) = current_ids() else {
+            return self.0.format_event(ctx, writer, event);
+        };
+        let mut line = String::new();
+        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        let mut writer = writer;
+        writeln!(
+            writer,
+            "{} trace_id={trace_id} span_id={span_id}",
+            line.trim_end_matches('\n')
+        )
     }
 }
 

@@ -4,7 +4,7 @@
 use opentelemetry_otlp::{MetricExporter, SpanExporter as OtlpSpanExporter, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SpanData, SpanExporter, SpanProcessor};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -74,21 +74,36 @@ impl OtlpTarget {
             ("", Protocol::HttpProtobuf) => LOCAL_STACK_HTTP,
             (url, _) => url,
         });
-        let (endpoint, traces_url_given) = match (
+        let (endpoint, traces_url_given, source) = match (
             endpoint_flag,
             nonempty("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
             nonempty("OTEL_EXPORTER_OTLP_ENDPOINT"),
         ) {
-            (Some(flag), _, _) => (flag.to_string(), false),
-            (None, Some(traces), _) => (traces, true),
-            (None, None, Some(base)) => (base, false),
+            (Some(flag), _, _) => (flag.to_string(), false, "--otlp-endpoint"),
+            (None, Some(traces), _) => (traces, true, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+            (None, None, Some(base)) => (base, false, "OTEL_EXPORTER_OTLP_ENDPOINT"),
             (None, None, None) => return Ok(None),
         };
+        check_url(&endpoint).map_err(|why| format!("{source}={endpoint:?}: {why}"))?;
         Ok(Some(Self {
             endpoint,
             traces_url_given,
             protocol,
         }))
+    }
+
+    /// The local stack's collector, for `OTEL_TRACES_EXPORTER=otlp` without an endpoint (the
+    /// OpenTelemetry default).
+    pub fn local_stack(protocol: Protocol) -> Self {
+        let endpoint = match protocol {
+            Protocol::Grpc => LOCAL_STACK_GRPC,
+            Protocol::HttpProtobuf => LOCAL_STACK_HTTP,
+        };
+        Self {
+            endpoint: endpoint.into(),
+            traces_url_given: false,
+            protocol,
+        }
     }
 
     /// The URL spans are sent to (for messages).
@@ -143,11 +158,9 @@ impl OtlpTarget {
     }
 }
 
-/// Counts of spans handed to and accepted by the OTLP exporter.
+/// Counts of spans accepted by the collector.
 #[derive(Debug, Default)]
 pub struct DeliveryStats {
-    /// Spans that ended (and so should be delivered).
-    pub ended: AtomicU64,
     /// Spans the collector accepted.
     pub delivered: AtomicU64,
     /// The last export error, if any.
@@ -202,24 +215,17 @@ impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
     }
 }
 
-/// Counts every span that ends, including those a full queue would drop before export.
-#[derive(Debug)]
-pub struct EndCounter(pub Arc<DeliveryStats>);
-
-impl SpanProcessor for EndCounter {
-    fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {}
-
-    fn on_end(&self, _span: SpanData) {
-        self.0.ended.fetch_add(1, Ordering::Relaxed);
+/// An endpoint must be an absolute http(s) URL with a host.
+fn check_url(url: &str) -> Result<(), &'static str> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or("not an http:// or https:// URL")?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || host.starts_with(':') || url.chars().any(char::is_whitespace) {
+        return Err("no host in the URL");
     }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        Ok(())
-    }
-
-    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        Ok(())
-    }
+    Ok(())
 }
 
 #[cfg(test)]
