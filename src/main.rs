@@ -6,7 +6,14 @@ use neuro_batch::commands;
 use neuro_batch::error::ExitCode;
 
 fn main() -> std::process::ExitCode {
-    let cli = match Cli::try_parse() {
+    let args = match neuro_batch::cli::bids_app_args(std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("neuro-batch: error: {e}");
+            return std::process::ExitCode::from(ExitCode::Usage.code());
+        }
+    };
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

@@ -90,8 +90,18 @@ pub fn open_dataset(root: &Path) -> Result<Dataset, DatasetError> {
         reason,
     };
     let description = root.join("dataset_description.json");
-    let text = neuro_batch_fsutil::read_regular_text(&description, MAX_DESCRIPTION_BYTES)
-        .map_err(|e| not_bids(format!("cannot read dataset_description.json: {e}")))?;
+    let text = neuro_batch_fsutil::read_regular_text(&description, MAX_DESCRIPTION_BYTES).map_err(
+        |e| {
+            let fix = if e.kind() == std::io::ErrorKind::NotFound {
+                "; a BIDS dataset starts with one, e.g. \
+                 {\"Name\": \"my study\", \"BIDSVersion\": \"1.10.0\"}, and holds its images \
+                 under sub-<label>/[ses-<label>/]anat/"
+            } else {
+                ""
+            };
+            not_bids(format!("cannot read dataset_description.json: {e}{fix}"))
+        },
+    )?;
     let json: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| not_bids(format!("dataset_description.json is not valid JSON: {e}")))?;
     let field = |key: &str| json.get(key).and_then(|v| v.as_str()).map(str::to_string);

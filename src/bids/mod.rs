@@ -2,10 +2,12 @@
 
 mod discover;
 mod entities;
+mod explain;
 mod participants;
 
 pub use discover::{Dataset, Discovery, Filters, Input, Subject, discover, open_dataset};
 pub use entities::{BidsName, ENTITY_ORDER};
+pub use explain::nothing_found;
 pub use participants::read_participants;
 
 use std::path::PathBuf;

@@ -71,6 +71,44 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The analysis levels of the BIDS-Apps convention.
+const LEVELS: [&str; 2] = ["participant", "group"];
+
+/// The command line as `Cli` parses it: the BIDS-Apps form `neuro-batch BIDS_DIR OUTPUT_DIR
+/// participant ...` (what containers and BIDS-App runners type) becomes `neuro-batch run ...`.
+/// An analysis level before the directories is refused with the order to use.
+pub fn bids_app_args(args: Vec<std::ffi::OsString>) -> Result<Vec<std::ffi::OsString>, String> {
+    use clap::CommandFactory;
+    let is_subcommand = |word: &str| {
+        word == "help"
+            || Cli::command()
+                .get_subcommands()
+                .any(|c| c.get_name() == word)
+    };
+    let bids_app_form = {
+        let text = |i: usize| args.get(i).and_then(|a| a.to_str());
+        text(1).is_some_and(|first| !first.starts_with('-') && !is_subcommand(first))
+            && text(3).is_some_and(|level| LEVELS.contains(&level))
+    };
+    let mut args = args;
+    if bids_app_form {
+        args.insert(1, "run".into());
+    }
+    let text = |i: usize| args.get(i).and_then(|a| a.to_str());
+    if text(1) == Some("run")
+        && let Some(level) = [text(2), text(3)]
+            .into_iter()
+            .flatten()
+            .find(|w| LEVELS.contains(w))
+    {
+        return Err(format!(
+            "'{level}' is the analysis level, and it comes after the two directories: \
+             neuro-batch run BIDS_DIR OUTPUT_DIR {level}"
+        ));
+    }
+    Ok(args)
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -93,6 +131,19 @@ pub enum Command {
     /// Compare a candidate run with a baseline, span name by span name; fail on a slowdown.
     #[command(after_help = COMPARE_EXIT_CODES)]
     Compare(CompareArgs),
+    /// Print a shell completion script (e.g. `neuro-batch completions bash > \
+    /// ~/.local/share/bash-completion/completions/neuro-batch`).
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), e.g. `neuro-batch man > ~/.local/share/man/man1/neuro-batch.1`.
+    Man,
+}
+
+/// Arguments of `neuro-batch completions`.
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 const COMPARE_EXIT_CODES: &str = "\

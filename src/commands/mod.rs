@@ -6,6 +6,7 @@ mod analyze;
 mod compare;
 mod qc;
 mod run;
+mod shell;
 mod slurm;
 mod synth;
 mod trace;
@@ -43,6 +44,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Compare(args) => logs_only(globals, || compare::compare(args)),
         Command::Trace(args) => logs_only(globals, || trace::trace(args)),
         Command::Synth(args) => logs_only(globals, || synth::synth(args)),
+        Command::Completions(args) => shell::completions(args),
+        Command::Man => shell::man(),
     }
 }
 

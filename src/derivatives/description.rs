@@ -11,8 +11,6 @@ use std::path::{Path, PathBuf};
 pub const CODE_URL: &str = env!("CARGO_PKG_REPOSITORY");
 /// The file name.
 pub const FILE_NAME: &str = "dataset_description.json";
-/// Scheme of the links to the source dataset.
-const FILE_URI_PREFIX: &str = "file://";
 
 /// The fields neuro-batch writes and reads.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -111,8 +109,9 @@ impl DatasetDescription {
     pub fn raw_dataset(&self) -> Option<PathBuf> {
         self.dataset_links
             .get("raw")
-            .and_then(|uri| uri.strip_prefix(FILE_URI_PREFIX))
-            .map(PathBuf::from)
+            .and_then(|uri| url::Url::parse(uri).ok())
+            .filter(|u| u.scheme() == "file")
+            .and_then(|u| u.to_file_path().ok())
     }
 
     /// Write it into the dataset at `root` (atomically, keys sorted).
@@ -121,6 +120,26 @@ impl DatasetDescription {
     }
 }
 
+/// `file:///...`, percent-encoded (spaces, `#`, non-ASCII).
 fn file_uri(path: &Path) -> String {
-    format!("{FILE_URI_PREFIX}{}", path.display())
+    url::Url::from_file_path(path)
+        .map_or_else(|()| format!("file://{}", path.display()), String::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_raw_link_is_an_encoded_file_uri_that_reads_back() {
+        let source = Dataset {
+            root: PathBuf::from("/data/my study #2/bïds"),
+            name: "x".into(),
+            is_derivative: false,
+        };
+        let description = DatasetDescription::derivative_of(&source);
+        let link = &description.dataset_links["raw"];
+        assert_eq!(link, "file:///data/my%20study%20%232/b%C3%AFds");
+        assert_eq!(description.raw_dataset(), Some(source.root));
+    }
 }

@@ -37,7 +37,9 @@ pub enum BatchError {
     OutputInsideInput(#[from] placement::InsideRawDataset),
     /// The filters (and shard) selected nothing.
     #[error(
-        "no input in {root} matches the filters (suffix {suffixes}, participants {participants:?}, sessions {sessions:?})"
+        "no input in {} matches the filters (suffix {suffixes}, participants {participants:?}, \
+         sessions {sessions:?}): {hint}",
+        root.display()
     )]
     NoInputs {
         /// The dataset root.
@@ -48,6 +50,8 @@ pub enum BatchError {
         participants: Vec<String>,
         /// `--session-label`.
         sessions: Vec<String>,
+        /// What exists instead, and what to do.
+        hint: String,
     },
     /// OUTPUT_DIR or a file in it cannot be written.
     #[error("cannot {what} {}: {source}", path.display())]
@@ -67,11 +71,17 @@ pub enum BatchError {
 impl BatchError {
     /// Nothing in the dataset at `root` matches `filters`.
     pub fn no_inputs(root: &std::path::Path, filters: &crate::bids::Filters) -> Self {
+        let suffixes = if filters.suffixes.is_empty() {
+            "T1w".to_owned()
+        } else {
+            filters.suffixes.join(",")
+        };
         BatchError::NoInputs {
             root: root.to_path_buf(),
-            suffixes: filters.suffixes.join(","),
+            suffixes,
             participants: filters.participants.clone(),
             sessions: filters.sessions.clone(),
+            hint: bids::nothing_found(root, filters),
         }
     }
 }

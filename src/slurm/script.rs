@@ -37,7 +37,10 @@ impl ArrayJob {
             "#SBATCH --array=0-{}{limit}\n",
             self.tasks.saturating_sub(1)
         ));
-        s.push_str(&format!("#SBATCH --output={}\n", self.log_file.display()));
+        s.push_str(&format!(
+            "#SBATCH --output={}\n",
+            shell_quote(&self.log_file.display().to_string())
+        ));
         if let Some(cpus) = self.cpus_per_task {
             s.push_str(&format!("#SBATCH --cpus-per-task={cpus}\n"));
         }
@@ -58,17 +61,21 @@ impl ArrayJob {
     }
 }
 
-/// Quote `word` for bash unless it is plainly safe.
+/// `word` quoted for bash (and for sbatch's own reading of `#SBATCH` lines) where it needs it;
+/// plain paths and flags (including sbatch's `%A` patterns) stay as they are.
 fn shell_quote(word: &str) -> String {
-    let safe = !word.is_empty()
+    let plain = !word.is_empty()
         && word
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
-    if safe {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
+    if plain {
+        return word.to_owned();
     }
+    shlex::try_quote(word).map_or_else(
+        // A NUL byte cannot be in a path or an argument at all.
+        |_| word.replace('\0', ""),
+        |quoted| quoted.into_owned(),
+    )
 }
 
 #[cfg(test)]
@@ -107,6 +114,22 @@ mod tests {
                 "missing '{line}' in\n{script}"
             );
         }
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        for word in ["it's", "my data/x", "a\"b", "$HOME", "ünïcode dir"] {
+            let quoted = shell_quote(word);
+            assert_eq!(
+                shlex::split(&quoted),
+                Some(vec![word.to_owned()]),
+                "{quoted}"
+            );
+        }
+        let spaced = ArrayJob {
+            log_file: "/my out/logs/slurm-%A_%a.out".into(),
+            ..job
+        };
+        assert!(
+            spaced
+                .script()
+                .contains("#SBATCH --output='/my out/logs/slurm-%A_%a.out'\n")
+        );
     }
 }
