@@ -4,6 +4,8 @@
 
 mod analyze;
 mod compare;
+mod plan;
+mod progress;
 mod qc;
 mod run;
 mod shell;

@@ -229,33 +229,14 @@ pub fn run(
     ctx.progress.finish_and_clear();
     let subjects = records(results, &batch.jobs);
     let traces = ctx.telemetry.map(Telemetry::flush);
-    let mut warnings = batch.discovery.warnings.clone();
-    warnings.extend(traces.and_then(|t| t.trace_file_shortfall()));
-    let report = RunReport {
-        run_id: ctx.run_id.to_string(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        command: ctx.command.clone(),
+    let figures = Figures {
         started: started.to_rfc3339(),
-        finished: chrono::Utc::now().to_rfc3339(),
         duration_s: clock.elapsed().as_secs_f64(),
-        bids_dir: batch.dataset.root.clone(),
-        output_dir: out_root.clone(),
-        trace_file: ctx.trace_file.clone(),
-        otlp_endpoint: ctx.otlp_endpoint.clone(),
-        traceparent: ctx.batch_link.map(traceparent),
         threads,
         memory_budget_bytes: budget,
-        stages: config.stages.iter().map(|s| s.name().to_string()).collect(),
-        settings: config.settings.clone(),
         interrupted: cancel.is_cancelled(),
-        shard: config.shard.map(|s| s.to_string()),
-        slurm_job_id: ctx.slurm_job_id.clone(),
-        counts: Counts::of(&subjects),
-        warnings,
-        traces,
-        unreadable: batch.discovery.unreadable.clone(),
-        subjects,
     };
+    let report = report_of(config, &batch, ctx, figures, subjects, traces);
     let report_path = layout::run_report(out_root, ctx.run_id);
     let report_error = neuro_batch_fsutil::write_json_atomic(&report_path, &report)
         .err()
@@ -269,6 +250,53 @@ pub fn run(
         report_path,
         report_error,
     })
+}
+
+/// What only the run itself knows, for its report.
+struct Figures {
+    started: String,
+    duration_s: f64,
+    threads: usize,
+    memory_budget_bytes: u64,
+    interrupted: bool,
+}
+
+/// The report of `batch`'s run.
+fn report_of(
+    config: &RunConfig,
+    batch: &Batch,
+    ctx: &RunContext,
+    figures: Figures,
+    subjects: Vec<SubjectRecord>,
+    traces: Option<crate::telemetry::Delivery>,
+) -> RunReport {
+    let mut warnings = batch.discovery.warnings.clone();
+    warnings.extend(traces.and_then(|t| t.trace_file_shortfall()));
+    RunReport {
+        run_id: ctx.run_id.to_string(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        command: ctx.command.clone(),
+        started: figures.started,
+        finished: chrono::Utc::now().to_rfc3339(),
+        duration_s: figures.duration_s,
+        bids_dir: batch.dataset.root.clone(),
+        output_dir: config.output_dir.clone(),
+        trace_file: ctx.trace_file.clone(),
+        otlp_endpoint: ctx.otlp_endpoint.clone(),
+        traceparent: ctx.batch_link.map(traceparent),
+        threads: figures.threads,
+        memory_budget_bytes: figures.memory_budget_bytes,
+        stages: config.stages.iter().map(|s| s.name().to_string()).collect(),
+        settings: config.settings.clone(),
+        interrupted: figures.interrupted,
+        shard: config.shard.map(|s| s.to_string()),
+        slurm_job_id: ctx.slurm_job_id.clone(),
+        counts: Counts::of(&subjects),
+        warnings,
+        traces,
+        unreadable: batch.discovery.unreadable.clone(),
+        subjects,
+    }
 }
 
 /// How old a temporary file in a folder every shard writes to must be before it counts as left
