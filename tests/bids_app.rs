@@ -219,3 +219,37 @@ fn the_boutiques_descriptor_matches_the_cli() {
     let (code, _, stderr) = outcome(neuro_batch().args(&words[1..]).arg("--dry-run"));
     assert_eq!(code, 0, "{line}: {stderr}");
 }
+
+#[test]
+fn slurm_tasks_can_run_the_container_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("my out");
+    let (code, script, stderr) = outcome(neuro_batch().args([
+        "slurm",
+        sample_data().to_str().unwrap(),
+        out.to_str().unwrap(),
+        "participant",
+        "--threads",
+        "2",
+        "--launcher",
+        "apptainer run --cleanenv -B /data neuro-batch.sif",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    let exec = script
+        .lines()
+        .find_map(|l| l.strip_prefix("exec "))
+        .expect("the task line");
+    let words = shlex::split(exec).expect("shell words");
+    assert_eq!(
+        words[..5],
+        ["apptainer", "run", "--cleanenv", "-B", "/data"],
+        "{exec}"
+    );
+    assert_eq!(words[5], "neuro-batch.sif");
+    assert_eq!(words[6], "run");
+    assert!(
+        words.iter().any(|w| w == out.to_str().unwrap()),
+        "the output path with its space is one word: {exec}"
+    );
+    assert!(script.contains(&format!("#SBATCH --output='{}", out.display())));
+}

@@ -179,6 +179,22 @@ pub struct SlurmArgs {
     /// Wait for every task (sbatch --wait), then merge the shard reports into one summary.
     #[arg(long, requires = "submit")]
     pub wait: bool,
+    /// What runs neuro-batch in each task, instead of this executable, as shell words: e.g.
+    /// 'apptainer run --cleanenv -B /data neuro-batch.sif' to run the container image.
+    #[arg(long, value_name = "COMMAND", value_parser = parse_launcher)]
+    pub launcher: Option<Launcher>,
+}
+
+/// A command that runs neuro-batch (a container runtime and image), as words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launcher(pub Vec<String>);
+
+/// Shell words, split as a shell would (quotes respected).
+fn parse_launcher(text: &str) -> Result<Launcher, String> {
+    match shlex::split(text) {
+        Some(words) if !words.is_empty() => Ok(Launcher(words)),
+        _ => Err(format!("{text:?} is not a command (unbalanced quotes?)")),
+    }
 }
 
 impl RunArgs {

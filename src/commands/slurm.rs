@@ -64,6 +64,10 @@ fn slurm_job(args: &SlurmArgs, config: &RunConfig, batch_id: &str) -> Result<Exi
         otlp_endpoint: args.run.otlp_endpoint.clone(),
         otlp_protocol: args.run.otlp_protocol.map(Into::into),
     };
+    let mut command = run_command_line(&exe, &task_config, &export);
+    if let Some(launcher) = &args.launcher {
+        command.splice(..1, launcher.0.iter().cloned());
+    }
     let job = ArrayJob {
         tasks,
         max_parallel: args.max_parallel.map(|k| k as usize),
@@ -71,7 +75,7 @@ fn slurm_job(args: &SlurmArgs, config: &RunConfig, batch_id: &str) -> Result<Exi
         mem_gb: config.mem_gb,
         log_file: layout::slurm_task_log(out_root),
         sbatch_args: args.sbatch_args.clone(),
-        command: run_command_line(&exe, &task_config, &export),
+        command,
     };
     let script = job.script();
     if !args.submit {
