@@ -163,7 +163,7 @@ impl Telemetry {
         let exporting = target.map(|target| {
             let (with_otlp, otlp) = OtlpExport::start(
                 target,
-                builder_take(&mut builder),
+                std::mem::take(&mut builder),
                 &resource,
                 choice.metrics,
                 &mut warnings,
@@ -312,10 +312,6 @@ impl Telemetry {
         }
         out
     }
-}
-
-fn builder_take(builder: &mut TracerProviderBuilder) -> TracerProviderBuilder {
-    std::mem::take(builder)
 }
 
 fn last_error(slot: &std::sync::Mutex<Option<String>>) -> Option<String> {
