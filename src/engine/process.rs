@@ -549,7 +549,6 @@ fn write_outputs(
     Ok(bytes)
 }
 
-/// Remove whatever outputs of `job` exist, so a failed input leaves nothing behind.
 /// Removes the outputs of a file that did not finish, and the folders left empty by that
 /// (up to, not including, OUTPUT_DIR).
 fn remove_outputs(job: &FileJob, out_root: &Path) {

@@ -19,9 +19,8 @@ use std::sync::{Arc, Mutex};
 pub struct FileStats {
     /// Spans written.
     pub written: AtomicUsize,
-    /// Spans that could not be written (disk full, permissions...).
-    pub failed: AtomicUsize,
-    /// The last write error.
+    /// The last write error (disk full, permissions...); the spans it cost are those that
+    /// ended but were not written.
     pub last_error: Mutex<Option<String>>,
 }
 
@@ -94,7 +93,6 @@ impl SpanExporter for JsonlExporter {
                 Ok(())
             }
             Err(e) => {
-                self.stats.failed.fetch_add(spans, Ordering::Relaxed);
                 if let Ok(mut last) = self.stats.last_error.lock() {
                     *last = Some(e.clone());
                 }
