@@ -245,3 +245,65 @@ fn tempo_problems_have_their_own_exit_codes_and_messages() {
     assert_eq!(code, 66, "{stderr}");
     assert!(stderr.contains("traces-x.jsonl:1"), "{stderr}");
 }
+
+#[test]
+fn a_resume_only_run_is_passed_over_and_trace_ids_may_be_cut_short() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bids = tmp.path().join("bids");
+    let out = tmp.path().join("out");
+    synth(
+        &bids,
+        &[
+            "--subjects",
+            "3",
+            "--shape",
+            "24,24,24",
+            "--voxel-size",
+            "6,6,6",
+        ],
+    );
+    assert_eq!(run(&bids, &out, &[]).0, 0);
+    let first_run: Vec<std::path::PathBuf> = common::files_under(&out.join("logs"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".jsonl"))
+        .collect();
+    assert_eq!(first_run.len(), 1);
+    // Run ids sort by the second: make sure the resume gets a later one.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(run(&bids, &out, &[]).0, 0, "a resume: everything skipped");
+
+    let (code, stdout, stderr) = analyze(&["--traces", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("only skipped finished inputs (a resume); reading"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 other runs' trace files"), "{stdout}");
+    assert!(
+        stdout.contains(&first_run[0].display().to_string()),
+        "the first run is the one read: {stdout}"
+    );
+
+    // Any unique start of an id finds the trace; an unknown one says where it looked.
+    let text = std::fs::read_to_string(&first_run[0]).unwrap();
+    let id = text
+        .split("\"traceId\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (code, waterfall, stderr) =
+        outcome(neuro_batch().args(["trace", &id[..8], "--traces", out.to_str().unwrap()]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(waterfall.contains("process_subject"), "{waterfall}");
+    let (code, _, stderr) = outcome(neuro_batch().args([
+        "trace",
+        "ffffffffffffffffffffffffffffffff",
+        "--traces",
+        out.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 18, "{stderr}");
+    assert!(stderr.contains("--all-runs"), "{stderr}");
+}

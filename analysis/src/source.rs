@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::span::Span;
+use crate::span::{Span, normalize_trace_id};
 use crate::store::{self, StoreError};
 use crate::tempo::{self, Retry, TempoClient, TempoError, Window};
 
@@ -158,22 +158,45 @@ pub fn load(source: &Source, progress: &dyn Progress) -> Result<Loaded, SourceEr
     }
 }
 
-/// The spans of one trace, and a phrase for where they were looked for.
+/// The spans of one trace, and a phrase for where they were looked for. `trace_id` is lowercase
+/// hex: a whole id, one with its leading zeros stripped (as Tempo's search shows them), or, in
+/// the local store, the start of one (as people copy them) when that start is unique.
 pub fn load_trace(
     source: &TraceSource,
     trace_id: &str,
 ) -> Result<(Vec<Span>, String), SourceError> {
+    let whole = normalize_trace_id(trace_id);
     match source {
         TraceSource::Tempo(server) => {
-            let spans = tempo::fetch_trace(&client(server)?, trace_id)?.unwrap_or_default();
+            let spans = tempo::fetch_trace(&client(server)?, &whole)?.unwrap_or_default();
             Ok((spans, format!("Tempo at {}", server.url)))
         }
         TraceSource::Store { paths, all_runs } => {
             let loaded = from_store(paths, *all_runs)?;
+            let mut ids: Vec<&str> = loaded
+                .spans
+                .iter()
+                .map(|s| s.trace_id.as_str())
+                .filter(|t| *t == whole || t.starts_with(trace_id))
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let id = match ids.as_slice() {
+                [] => return Ok((Vec::new(), loaded.info.detail)),
+                [one] => one.to_string(),
+                _ if ids.contains(&whole.as_str()) => whole,
+                many => {
+                    return Err(SourceError::NotFound(format!(
+                        "{trace_id} starts {} traces: {}; give more of the id",
+                        many.len(),
+                        list_ids(&many.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                    )));
+                }
+            };
             let spans = loaded
                 .spans
                 .into_iter()
-                .filter(|s| s.trace_id == trace_id)
+                .filter(|s| s.trace_id == id)
                 .collect();
             Ok((spans, loaded.info.detail))
         }
@@ -181,12 +204,14 @@ pub fn load_trace(
 }
 
 fn from_store(paths: &[PathBuf], all_runs: bool) -> Result<Loaded, SourceError> {
-    let mut files = Vec::new();
+    let (mut files, mut notes) = (Vec::new(), Vec::new());
     for path in paths {
-        files.extend(store::resolve(path, all_runs)?);
+        let resolved = store::resolve(path, all_runs)?;
+        files.extend(resolved.files);
+        notes.extend(resolved.notes);
     }
     let read = store::read(&files)?;
-    let mut notes = read.mismatches.clone();
+    notes.extend(read.mismatches.iter().cloned());
     if read.truncated_lines > 0 {
         notes.push(format!(
             "{} cut-short last line(s) ignored (a run killed while writing)",

@@ -75,12 +75,25 @@ pub struct StoreRead {
     pub mismatches: Vec<String>,
 }
 
+/// The trace files a path stands for, and what the reader should know about the choice.
+#[derive(Debug, Default)]
+pub struct Resolved {
+    /// The files to read.
+    pub files: Vec<PathBuf>,
+    /// Which run was chosen over which (a resume that only skipped, other runs left out).
+    pub notes: Vec<String>,
+}
+
 /// The trace files a path stands for: a file is itself; a directory (a run's output directory
-/// or its `logs/`) stands for its newest `traces-*.jsonl` (run ids sort by time), or for all of
-/// them with `all_runs`.
-pub fn resolve(path: &Path, all_runs: bool) -> Result<Vec<PathBuf>, StoreError> {
+/// or its `logs/`) stands for the newest run that processed something (run ids sort by time; a
+/// resume that only skipped finished inputs says nothing about processing time), or for every
+/// run with `all_runs`.
+pub fn resolve(path: &Path, all_runs: bool) -> Result<Resolved, StoreError> {
     if !path.is_dir() {
-        return Ok(vec![path.to_path_buf()]);
+        return Ok(Resolved {
+            files: vec![path.to_path_buf()],
+            notes: Vec::new(),
+        });
     }
     let logs = path.join(LOGS_DIR);
     let dir = if logs.is_dir() {
@@ -101,13 +114,87 @@ pub fn resolve(path: &Path, all_runs: bool) -> Result<Vec<PathBuf>, StoreError> 
         })
         .collect();
     files.sort();
-    if !all_runs {
-        files = files.pop().into_iter().collect();
-    }
     if files.is_empty() {
         return Err(StoreError::Empty(path.to_path_buf()));
     }
-    Ok(files)
+    if all_runs {
+        return Ok(Resolved {
+            files,
+            notes: Vec::new(),
+        });
+    }
+    Ok(newest_that_processed(&dir, files))
+}
+
+/// Of `files` (sorted, oldest first), the newest whose run report says it processed an input;
+/// the newest if none did, or none has a report.
+fn newest_that_processed(dir: &Path, files: Vec<PathBuf>) -> Resolved {
+    let run_id = |f: &Path| {
+        f.file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix(TRACE_PREFIX)?.strip_suffix(TRACE_EXTENSION))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let newest = files.last().cloned().expect("at least one file");
+    let chosen = files
+        .iter()
+        .rev()
+        .find(|f| processed(f) != Some(false))
+        .cloned()
+        .unwrap_or_else(|| newest.clone());
+    let mut notes = Vec::new();
+    if processed(&chosen) == Some(false) {
+        notes.push(format!(
+            "run {} only skipped finished inputs (a resume): its spans say nothing about \
+             processing time",
+            run_id(&chosen)
+        ));
+    } else if chosen != newest {
+        notes.push(format!(
+            "the newest run, {}, only skipped finished inputs (a resume); reading {}, the newest \
+             that processed something",
+            run_id(&newest),
+            run_id(&chosen)
+        ));
+    }
+    if files.len() > 1 {
+        notes.push(format!(
+            "{} other runs' trace files are in {} (--all-runs reads them all)",
+            files.len() - 1,
+            dir.display()
+        ));
+    }
+    Resolved {
+        files: vec![chosen],
+        notes,
+    }
+}
+
+/// Whether the run of `trace_file` processed (not only skipped) an input, from its report;
+/// `None` without a readable report.
+fn processed(trace_file: &Path) -> Option<bool> {
+    #[derive(serde::Deserialize)]
+    struct Report {
+        counts: Counts,
+    }
+    #[derive(serde::Deserialize)]
+    struct Counts {
+        ok: usize,
+        failed: usize,
+    }
+    let report: Report = serde_json::from_str(&report_text(trace_file)?).ok()?;
+    Some(report.counts.ok + report.counts.failed > 0)
+}
+
+/// The text of the run report beside `trace_file`, if there is one.
+fn report_text(trace_file: &Path) -> Option<String> {
+    let name = trace_file.file_name()?.to_str()?;
+    let run_id = name
+        .strip_prefix(TRACE_PREFIX)?
+        .strip_suffix(TRACE_EXTENSION)?;
+    let report = trace_file.with_file_name(run_report_name(run_id));
+    neuro_batch_fsutil::read_regular_text(&report, 1 << 30).ok()
 }
 
 /// Reads every span of the given trace files.
@@ -160,13 +247,7 @@ fn traced_by_report(trace_file: &Path) -> Option<usize> {
     struct Traces {
         traces: usize,
     }
-    let name = trace_file.file_name()?.to_str()?;
-    let run_id = name
-        .strip_prefix(TRACE_PREFIX)?
-        .strip_suffix(TRACE_EXTENSION)?;
-    let report = trace_file.with_file_name(run_report_name(run_id));
-    let text = neuro_batch_fsutil::read_regular_text(&report, 1 << 30).ok()?;
-    let report: Report = serde_json::from_str(&text).ok()?;
+    let report: Report = serde_json::from_str(&report_text(trace_file)?).ok()?;
     Some(report.traces.map_or(report.subjects.len(), |t| t.traces))
 }
 

@@ -3,7 +3,6 @@
 use anyhow::anyhow;
 use neuro_batch_analysis::render;
 use neuro_batch_analysis::source;
-use neuro_batch_analysis::span::normalize_trace_id;
 
 use super::{emit, no_source, source_failure};
 use crate::cli::TraceArgs;
@@ -20,13 +19,18 @@ pub(super) fn trace(args: TraceArgs) -> Result<ExitCode, Failure> {
             ),
         ));
     }
-    let id = normalize_trace_id(&id);
     let source = args.source.trace_source().ok_or_else(no_source)?;
     let (spans, place) = source::load_trace(&source, &id).map_err(source_failure)?;
     if spans.is_empty() {
+        let hint = if !args.source.traces.is_empty() && !args.source.all_runs {
+            " (only the newest run that processed something was read; --all-runs reads every \
+             run's trace file)"
+        } else {
+            ""
+        };
         return Err(Failure::new(
             ExitCode::NoInputs,
-            anyhow!("trace {id} is not in {place}"),
+            anyhow!("trace {id} is not in {place}{hint}"),
         ));
     }
     emit(&render::waterfall(&spans, args.width as usize), None)?;
