@@ -48,11 +48,11 @@ pub fn page(report: &Report, table: &SpanTable, max_findings: usize) -> Result<S
     for note in &report.source.notes {
         out += &format!("<p class=\"note\">note: {}</p>\n", escape(note));
     }
-    for s in sections(report, max_findings) {
+    // What explains the time first, then the tables behind it, then the plots.
+    let mut sections = sections(report, max_findings);
+    sections.sort_by_key(|s| s.part != Part::Findings);
+    for s in sections {
         out += &format!("<h2>{}</h2>\n", escape(&s.title));
-        if s.part == Part::Findings {
-            out += &plots(report, table, max_findings.min(6))?;
-        }
         if !s.rows.is_empty() {
             out += "<table><tr>";
             for h in &s.header {
@@ -75,10 +75,10 @@ pub fn page(report: &Report, table: &SpanTable, max_findings: usize) -> Result<S
         if let Some(f) = &s.footer {
             out += &format!("<p class=\"foot\">{}</p>\n", escape(f));
         }
-        if s.part == Part::Spans {
-            out += &critical_path_plot(report)?;
-        }
     }
+    out += "<h2>Plots</h2>\n";
+    out += &plots(report, table, max_findings.min(6))?;
+    out += &critical_path_plot(report)?;
     out += "</body></html>\n";
     Ok(out)
 }
@@ -127,6 +127,9 @@ fn scatter(f: &Finding, table: &SpanTable) -> Result<String, HtmlError> {
             .configure_mesh()
             .x_desc(axis_label(f))
             .y_desc("duration (ms)")
+            .label_style(("sans-serif", 13))
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
             .draw()
             .map_err(plot_err)?;
         chart
@@ -185,6 +188,8 @@ fn bucket_bars(f: &Finding) -> Result<String, HtmlError> {
             .x_labels(0)
             .x_desc(axis_label(f))
             .y_desc("ms")
+            .label_style(("sans-serif", 13))
+            .y_label_formatter(&tick)
             .draw()
             .map_err(plot_err)?;
         // Bucket names under their bars, placed in pixels (the axis labels of plotters fall on
@@ -198,18 +203,31 @@ fn bucket_bars(f: &Finding) -> Result<String, HtmlError> {
             root.draw(&Text::new(label.clone(), (x, y + 4), label_style.clone()))
                 .map_err(plot_err)?;
         }
-        for (i, g) in f.groups.iter().enumerate() {
-            let x = i as f64;
-            chart
-                .draw_series([
-                    Rectangle::new(
-                        [(x + 0.1, 0.0), (x + 0.5, g.p50_ms)],
-                        BLUE.mix(0.7).filled(),
-                    ),
-                    Rectangle::new([(x + 0.5, 0.0), (x + 0.9, g.p95_ms)], RED.mix(0.6).filled()),
-                ])
-                .map_err(plot_err)?;
-        }
+        let bars = |left: f64, value: fn(&crate::rank::Group) -> f64, color: RGBAColor| {
+            f.groups.iter().enumerate().map(move |(i, g)| {
+                let x = i as f64 + left;
+                Rectangle::new([(x, 0.0), (x + 0.4, value(g))], color.filled())
+            })
+        };
+        let (p50, p95) = (BLUE.mix(0.7), RED.mix(0.6));
+        chart
+            .draw_series(bars(0.1, |g| g.p50_ms, p50))
+            .map_err(plot_err)?
+            .label("p50")
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], p50.filled()));
+        chart
+            .draw_series(bars(0.5, |g| g.p95_ms, p95))
+            .map_err(plot_err)?
+            .label("p95")
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], p95.filled()));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 13))
+            .draw()
+            .map_err(plot_err)?;
         root.present().map_err(plot_err)?;
     }
     Ok(svg)
@@ -268,6 +286,16 @@ fn critical_path_plot(report: &Report) -> Result<String, HtmlError> {
         root.present().map_err(plot_err)?;
     }
     Ok(svg)
+}
+
+/// An axis tick without spurious decimals: `5000`, `2.5`, `0.125`.
+fn tick(v: &f64) -> String {
+    if v.fract() == 0.0 || v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
 }
 
 /// `file.size_mb (MB)`, or the key alone when it names no unit.
@@ -346,6 +374,18 @@ mod tests {
         // The x axis is in MB (ticks up to 30), not in bytes.
         assert!(svg.contains("io.bytes_read (MB)"), "{svg}");
         assert!(!svg.contains("000000<"), "x ticks in bytes: {svg}");
+
+        // The page leads with what explains the time; the plots come after every table.
+        let page = page(&report, &table, 10).unwrap();
+        let findings = page.find("What explains it").unwrap();
+        let first_plot = page.find("<svg").unwrap();
+        assert!(findings < first_plot && page.find("Where the time goes").unwrap() < first_plot);
+        assert!(
+            page.contains(">p95<") && page.contains(">p50<"),
+            "bar legend"
+        );
+        assert_eq!(tick(&5000.0), "5000");
+        assert_eq!(tick(&2.5), "2.5");
 
         let points = rank::points(&table, "read", "io.bytes_read")
             .unwrap()

@@ -53,7 +53,7 @@ pub fn markdown(report: &Report, max_findings: usize) -> String {
                 rows: s
                     .rows
                     .iter()
-                    .map(|r| r.iter().map(|c| c.replace('|', "\\|")).collect())
+                    .map(|r| r.iter().map(|c| markdown_cell(c)).collect())
                     .collect(),
                 footer: None,
             };
@@ -65,4 +65,28 @@ pub fn markdown(report: &Report, max_findings: usize) -> String {
         }
     }
     out
+}
+
+/// A table cell in Markdown: pipes escaped, links shortened to `[open](…)` (Grafana links are
+/// hundreds of characters).
+fn markdown_cell(cell: &str) -> String {
+    if cell.starts_with("http://") || cell.starts_with("https://") {
+        format!("[open]({cell})")
+    } else {
+        cell.replace('|', "\\|")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::markdown_cell;
+
+    #[test]
+    fn markdown_cells_escape_pipes_and_shorten_links() {
+        assert_eq!(markdown_cell("a|b"), "a\\|b");
+        assert_eq!(
+            markdown_cell("http://localhost:3000/explore?x=1"),
+            "[open](http://localhost:3000/explore?x=1)"
+        );
+    }
 }
