@@ -4,13 +4,6 @@
 mod common;
 
 use common::*;
-use std::path::Path;
-
-fn put(bids: &Path, subject: &str, file_name: &str, bytes: &[u8]) {
-    let dir = bids.join(format!("sub-{subject}/anat"));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(file_name), bytes).unwrap();
-}
 
 fn f32_bytes(values: impl IntoIterator<Item = f32>) -> Vec<u8> {
     values.into_iter().flat_map(f32::to_le_bytes).collect()

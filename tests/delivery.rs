@@ -31,33 +31,24 @@ fn dataset(dir: &Path, subjects: &str) {
 
 /// (span name, trace id, bids.subject of the root) of every span in the run's trace files.
 fn spans_in(out: &Path) -> Vec<(String, String, Option<String>)> {
-    let mut spans = Vec::new();
-    for file in files_under(&out.join("logs")) {
-        if !file.to_string_lossy().ends_with(".jsonl") {
-            continue;
-        }
-        for line in std::fs::read_to_string(&file).unwrap().lines() {
-            let v: serde_json::Value = serde_json::from_str(line).expect("whole JSON lines");
-            for rs in v["resourceSpans"].as_array().unwrap() {
-                for ss in rs["scopeSpans"].as_array().unwrap() {
-                    for s in ss["spans"].as_array().unwrap() {
-                        let subject = s["attributes"]
-                            .as_array()
-                            .and_then(|a| a.iter().find(|kv| kv["key"] == "bids.subject"))
-                            .and_then(|kv| kv["value"]["stringValue"].as_str())
-                            .filter(|_| s["parentSpanId"].as_str().unwrap_or("").is_empty())
-                            .map(str::to_owned);
-                        spans.push((
-                            s["name"].as_str().unwrap().to_owned(),
-                            s["traceId"].as_str().unwrap().to_owned(),
-                            subject,
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    spans
+    files_under(&out.join("logs"))
+        .iter()
+        .filter(|f| f.to_string_lossy().ends_with(".jsonl"))
+        .flat_map(|f| trace_file_spans(f))
+        .map(|s| {
+            let subject = s["attributes"]
+                .as_array()
+                .and_then(|a| a.iter().find(|kv| kv["key"] == "bids.subject"))
+                .and_then(|kv| kv["value"]["stringValue"].as_str())
+                .filter(|_| s["parentSpanId"].as_str().unwrap_or("").is_empty())
+                .map(str::to_owned);
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["traceId"].as_str().unwrap().to_owned(),
+                subject,
+            )
+        })
+        .collect()
 }
 
 /// Keeps one core busy until dropped.

@@ -48,14 +48,6 @@ fn run_bounded(bids: &Path, out: &Path, args: &[&str]) -> (i32, String, String) 
     )
 }
 
-fn put(bids: &Path, subject: &str, file_name: &str, bytes: &[u8]) -> PathBuf {
-    let dir = bids.join(format!("sub-{subject}/anat"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(file_name);
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
-
 fn mkfifo(path: &Path) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let name = std::ffi::CString::new(path.to_str().unwrap()).unwrap();

@@ -12,36 +12,30 @@ use std::process::Command;
 type SpanRow = (String, String, String, String, Vec<(String, String)>);
 
 fn spans_in(file: &Path) -> Vec<SpanRow> {
-    let mut out = Vec::new();
-    for line in std::fs::read_to_string(file).unwrap().lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        for rs in v["resourceSpans"].as_array().unwrap() {
-            for ss in rs["scopeSpans"].as_array().unwrap() {
-                for s in ss["spans"].as_array().unwrap() {
-                    let text = |k: &str| s[k].as_str().unwrap_or_default().to_string();
-                    let links = s["links"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|l| {
-                            (
-                                l["traceId"].as_str().unwrap().to_string(),
-                                l["spanId"].as_str().unwrap().to_string(),
-                            )
-                        })
-                        .collect();
-                    out.push((
-                        text("traceId"),
-                        text("spanId"),
-                        text("parentSpanId"),
-                        text("name"),
-                        links,
-                    ));
-                }
-            }
-        }
-    }
-    out
+    trace_file_spans(file)
+        .iter()
+        .map(|s| {
+            let text = |k: &str| s[k].as_str().unwrap_or_default().to_string();
+            let links = s["links"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|l| {
+                    (
+                        l["traceId"].as_str().unwrap().to_string(),
+                        l["spanId"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            (
+                text("traceId"),
+                text("spanId"),
+                text("parentSpanId"),
+                text("name"),
+                links,
+            )
+        })
+        .collect()
 }
 
 /// Whether a SLURM cluster answers; missing is a loud skip locally and a failure in CI.

@@ -367,22 +367,8 @@ fn otlp_http_receives_one_trace_per_subject_with_errors_and_metrics() {
         1,
         "the trace file is written with OTLP too"
     );
-    let in_file: usize = std::fs::read_to_string(&trace_files[0])
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            v["resourceSpans"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .flat_map(|rs| rs["scopeSpans"].as_array().unwrap().clone())
-                .map(|ss| ss["spans"].as_array().unwrap().len())
-                .sum::<usize>()
-        })
-        .sum();
     assert_eq!(
-        in_file,
+        trace_file_spans(&trace_files[0]).len(),
         spans.len(),
         "the file holds what the collector got"
     );

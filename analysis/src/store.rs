@@ -137,14 +137,15 @@ fn newest_that_processed(dir: &Path, files: Vec<PathBuf>) -> Resolved {
             .to_owned()
     };
     let newest = files.last().cloned().expect("at least one file");
-    let chosen = files
+    let found = files
         .iter()
         .rev()
         .find(|f| processed(f) != Some(false))
-        .cloned()
-        .unwrap_or_else(|| newest.clone());
+        .cloned();
+    let resume_only = found.is_none();
+    let chosen = found.unwrap_or_else(|| newest.clone());
     let mut notes = Vec::new();
-    if processed(&chosen) == Some(false) {
+    if resume_only {
         notes.push(format!(
             "run {} only skipped finished inputs (a resume): its spans say nothing about \
              processing time",

@@ -199,27 +199,23 @@ impl Refusal {
 /// and against the file.
 fn validate(
     path: &Path,
-    mut header: NiftiHeader,
+    header: NiftiHeader,
     compressed: bool,
     file_size: u64,
 ) -> Result<HeaderInfo, VolumeError> {
-    let checked = || {
-        let dims = extents(&header)?;
-        let (datatype, bytes_per_voxel) = voxel_type(&header)?;
-        let data_bytes = payload(dims, datatype, bytes_per_voxel)?;
-        let vox_offset = data_offset(&header, data_bytes, compressed, file_size)?;
-        let spacing_mm = spacing(&header)?;
-        Ok((
-            dims,
-            datatype,
-            bytes_per_voxel,
-            data_bytes,
-            vox_offset,
-            spacing_mm,
-        ))
-    };
-    let (dims, datatype, bytes_per_voxel, data_bytes, vox_offset, spacing_mm) =
-        checked().map_err(|r: Refusal| r.at(path))?;
+    checked(header, compressed, file_size).map_err(|r| r.at(path))
+}
+
+fn checked(
+    mut header: NiftiHeader,
+    compressed: bool,
+    file_size: u64,
+) -> Result<HeaderInfo, Refusal> {
+    let dims = extents(&header)?;
+    let (datatype, bytes_per_voxel) = voxel_type(&header)?;
+    let data_bytes = payload(dims, datatype, bytes_per_voxel)?;
+    let vox_offset = data_offset(&header, data_bytes, compressed, file_size)?;
+    let spacing_mm = spacing(&header)?;
     if !header.scl_slope.is_finite() || !header.scl_inter.is_finite() {
         // NIfTI: slope 0 means "no scaling"; nibabel treats NaN the same way.
         header.scl_slope = 0.0;

@@ -111,6 +111,29 @@ pub fn assert_no_temp_files(dir: &Path) {
     }
 }
 
+/// Write `bytes` as `BIDS/sub-<subject>/anat/<file_name>`; returns the path.
+pub fn put(bids: &Path, subject: &str, file_name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = bids.join(format!("sub-{subject}/anat"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(file_name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// Every span (an OTLP JSON object) of a JSON-lines trace file, in file order.
+pub fn trace_file_spans(file: &Path) -> Vec<serde_json::Value> {
+    let mut spans = Vec::new();
+    for line in std::fs::read_to_string(file).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("whole JSON lines");
+        for rs in v["resourceSpans"].as_array().unwrap() {
+            for ss in rs["scopeSpans"].as_array().unwrap() {
+                spans.extend(ss["spans"].as_array().unwrap().iter().cloned());
+            }
+        }
+    }
+    spans
+}
+
 /// Copy a directory tree.
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
