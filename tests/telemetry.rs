@@ -205,7 +205,7 @@ fn check_traces(
                 "file.size_bucket",
                 "bids.subject",
                 "thread.cpu_ms",
-                "process.cpu_ms",
+                "step.cpu_ms",
             ] {
                 assert!(
                     s.attrs.contains_key(key) || s.name == "process_image" && key.contains("cpu"),

@@ -1,18 +1,35 @@
 //! Comparing two runs span name by span name: did a stage get slower?
 //!
-//! Replicates are the spans of one name (one per file or subject). Per name:
-//! - a two-sided Mann-Whitney U test of candidate against baseline durations;
-//! - the Hodges-Lehmann estimate of the shift (ms), and of the *ratio*: the shift of the log
-//!   durations, exponentiated, with Moses' distribution-free interval (level 1 − alpha);
+//! Replicates are the spans of one name (one per file or subject). When (nearly, ≥ 80 %) every
+//! replicate has a counterpart in the other run — same subject, file and occurrence, as when
+//! both runs processed the same dataset — the comparison is **paired**: each subject is its own
+//! control, so the differences between subjects (a bigger head takes longer) drop out and the
+//! interval narrows to the run-to-run noise. Per name:
+//! - a two-sided Wilcoxon signed-rank test of the candidate/baseline log ratios (paired), or a
+//!   Mann-Whitney U test of candidate against baseline (unpaired);
+//! - the Hodges-Lehmann estimate of the shift (ms), and of the *ratio*: the median Walsh
+//!   average of the log ratios (paired) or the shift of the log durations (unpaired),
+//!   exponentiated, with its distribution-free interval (level 1 − alpha);
 //! - a bootstrap percentile interval (level 1 − alpha) of the ratio of medians, candidate over
 //!   baseline, for reading;
 //! - Benjamini-Hochberg across names.
 //!
+//! What is compared ([`Metric`]): CPU time (`cpu_ms`: a step's `step.cpu_ms`, a container's sum
+//! of its steps') by default when both runs have it, since other work on a shared CI runner
+//! moves wall time but hardly the CPU time of our own threads; or wall time (`duration_ms`),
+//! which also sees I/O and waiting. With CPU as the metric the wall-time comparison is kept
+//! beside it, for reading.
+//!
 //! Verdict: **regression** when the corrected p-value is below alpha *and* the whole
 //! Hodges-Lehmann ratio interval lies above 1 + min_effect (the slowdown is real and at least
-//! the practical minimum); **improvement** when it lies below 1 / (1 + min_effect); **not enough
-//! data** when a side has fewer spans than the smallest sample whose exact two-sided
-//! Mann-Whitney p-value can pass the strictest BH threshold; **no change** otherwise. The
+//! the practical minimum); **improvement** when it lies below 1 / (1 + min_effect); **no
+//! change** when the whole interval lies within (1 / (1 + min_effect), 1 + min_effect): any
+//! change is smaller than the minimum; **inconclusive** when the interval reaches past a bound
+//! without lying beyond it (e.g. it holds both 1 and 1 + min_effect): the data can neither show
+//! nor rule out a change of the minimum effect, and [`SpanComparison::needed_n`] estimates the
+//! replicates per side that would decide it; **not enough data** when a side has fewer spans
+//! than the smallest sample whose exact two-sided Mann-Whitney p-value can pass the strictest
+//! BH threshold. The
 //! Hodges-Lehmann interval decides rather than the bootstrap one because it is the tighter of
 //! the two for the same data (medians waste information): at n = 20 per side and 10 % noise it
 //! found a 20 % slowdown in 97 % of 2000 simulations, the median interval in 188 of 200.
@@ -24,13 +41,57 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
+use std::collections::HashMap;
+
 use crate::stats;
 use crate::table::{self, SpanTable, TableError, Values};
+
+/// Attributes that name a replicate, for pairing: the subject and its file.
+const SUBJECT: &str = "bids.subject";
+const FILE_NAME: &str = "file.name";
 use crate::units::unit_of;
+
+/// What the comparison measures per span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// CPU time of the threads that worked for the span ([`table::CPU_MS`]).
+    Cpu,
+    /// Wall time ([`table::DURATION_MS`]).
+    Wall,
+}
+
+impl Metric {
+    /// Words for tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::Cpu => "cpu",
+            Metric::Wall => "wall",
+        }
+    }
+
+    /// CPU when both tables have CPU figures, else wall time.
+    pub fn available(baseline: &SpanTable, candidate: &SpanTable) -> Metric {
+        if baseline.has_cpu() && candidate.has_cpu() {
+            Metric::Cpu
+        } else {
+            Metric::Wall
+        }
+    }
+
+    fn column(self) -> &'static str {
+        match self {
+            Metric::Cpu => table::CPU_MS,
+            Metric::Wall => table::DURATION_MS,
+        }
+    }
+}
 
 /// Comparison settings.
 #[derive(Debug, Clone)]
 pub struct CompareOptions {
+    /// What is compared.
+    pub metric: Metric,
     /// Significance level (BH-corrected) and 1 − confidence level of the interval.
     pub alpha: f64,
     /// Smallest slowdown that counts, as a fraction (0.05 = 5 %).
@@ -46,6 +107,7 @@ pub struct CompareOptions {
 impl Default for CompareOptions {
     fn default() -> Self {
         CompareOptions {
+            metric: Metric::Wall,
             alpha: 0.05,
             min_effect: 0.05,
             normalize_by: None,
@@ -63,8 +125,10 @@ pub enum Verdict {
     Regression,
     /// Significantly faster by at least the minimum effect.
     Improvement,
-    /// Neither.
+    /// Any change is smaller than the minimum effect.
     NoChange,
+    /// The interval can neither show nor rule out a change of the minimum effect.
+    Inconclusive,
     /// Too few spans on a side to ever reach significance.
     NotEnoughData,
 }
@@ -76,6 +140,7 @@ impl Verdict {
             Verdict::Regression => "regression",
             Verdict::Improvement => "improvement",
             Verdict::NoChange => "no change",
+            Verdict::Inconclusive => "inconclusive",
             Verdict::NotEnoughData => "not enough data",
         }
     }
@@ -86,6 +151,8 @@ impl Verdict {
 pub struct SpanComparison {
     /// Span name.
     pub span: String,
+    /// What was compared.
+    pub metric: Metric,
     /// `ms`, or `ms/<unit>` when normalised.
     pub unit: String,
     /// Baseline replicates.
@@ -106,7 +173,8 @@ pub struct SpanComparison {
     pub hl_ratio_ci: Option<(f64, f64)>,
     /// Hodges-Lehmann shift, candidate − baseline, in `unit`.
     pub shift: Option<f64>,
-    /// Mann-Whitney U of the candidate sample.
+    /// Mann-Whitney U of the candidate sample, or with pairs the signed-rank W⁺ of the
+    /// candidate/baseline log ratios.
     pub u: Option<f64>,
     /// Two-sided p-value.
     pub p: Option<f64>,
@@ -114,40 +182,111 @@ pub struct SpanComparison {
     pub q: Option<f64>,
     /// The verdict.
     pub verdict: Verdict,
-    /// Spans needed per side when there are too few.
+    /// Spans needed per side: the minimum for a test when there are too few; for an
+    /// inconclusive verdict, an estimate of what would make the interval decide (the
+    /// interval narrows as 1/√n); 0 otherwise.
     pub needed_n: usize,
+    /// Pairs compared (same subject, file and occurrence on both sides; 0: unpaired).
+    pub paired: usize,
     /// One line for people.
     pub summary: String,
+    /// With CPU as the metric: the same span compared on wall time, for reading.
+    pub wall: Option<WallReading>,
 }
 
-/// Every span name present in both runs, compared.
+/// The wall-time side of a CPU comparison.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct WallReading {
+    /// Hodges-Lehmann ratio of wall times.
+    pub hl_ratio: Option<f64>,
+    /// Its interval.
+    pub hl_ratio_ci: Option<(f64, f64)>,
+    /// What the verdict would be on wall time.
+    pub verdict: Verdict,
+}
+
+/// A span name both runs have that could not be compared, and why.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct NotCompared {
+    /// Span name.
+    pub span: String,
+    /// Why (e.g. the spans lack the `--normalize-by` attribute).
+    pub reason: String,
+}
+
+/// Every span name of both runs: compared, or said why not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparisons {
+    /// Compared span names, largest baseline total first.
+    pub spans: Vec<SpanComparison>,
+    /// Span names in both runs left out.
+    pub not_compared: Vec<NotCompared>,
+}
+
+/// Every span name present in both runs, compared on `options.metric` (and, for CPU, on wall
+/// time beside it).
 pub fn compare(
     baseline: &SpanTable,
     candidate: &SpanTable,
     options: &CompareOptions,
-) -> Result<Vec<SpanComparison>, TableError> {
+) -> Result<Comparisons, TableError> {
+    let mut out = compare_on(baseline, candidate, options)?;
+    if options.metric == Metric::Cpu {
+        let wall = CompareOptions {
+            metric: Metric::Wall,
+            ..options.clone()
+        };
+        let walls = compare_on(baseline, candidate, &wall)?.spans;
+        for c in &mut out.spans {
+            c.wall = walls
+                .iter()
+                .find(|w| w.span == c.span)
+                .map(|w| WallReading {
+                    hl_ratio: w.hl_ratio,
+                    hl_ratio_ci: w.hl_ratio_ci,
+                    verdict: w.verdict,
+                });
+        }
+    }
+    Ok(out)
+}
+
+fn compare_on(
+    baseline: &SpanTable,
+    candidate: &SpanTable,
+    options: &CompareOptions,
+) -> Result<Comparisons, TableError> {
     let base_names = baseline.span_names()?;
     let cand_names = candidate.span_names()?;
-    let names: Vec<String> = base_names
-        .into_iter()
-        .filter(|n| cand_names.contains(n))
-        .collect();
-    let mut samples = Vec::new();
-    for name in &names {
-        samples.push((
-            values(&baseline.of_name(name)?, options)?,
-            values(&candidate.of_name(name)?, options)?,
-        ));
+    let mut compared = Vec::new();
+    let mut not_compared = Vec::new();
+    for name in base_names.into_iter().filter(|n| cand_names.contains(n)) {
+        let b = values(&baseline.of_name(&name)?, options)?;
+        let c = values(&candidate.of_name(&name)?, options)?;
+        match b.and_then(|b| Ok((b, c?))) {
+            Ok((b, c)) => {
+                let pairs = pairs(&b, &c);
+                compared.push((name, b.values, c.values, pairs));
+            }
+            Err(reason) => not_compared.push(NotCompared { span: name, reason }),
+        }
     }
     let unit = match &options.normalize_by {
         Some(key) => format!("ms/{}", unit_of(key).name_or(key)),
         None => "ms".to_owned(),
     };
-    let needed = min_n(options.alpha, names.len().max(1));
-    let mut out: Vec<SpanComparison> = names
+    let m = compared.len().max(1);
+    let needed = min_n(options.alpha, m);
+    let needed_pairs = min_pairs(options.alpha, m);
+    let mut out: Vec<SpanComparison> = compared
         .iter()
-        .zip(&samples)
-        .map(|(name, (b, c))| one(name, b, c, &unit, needed, options))
+        .map(|(name, b, c, pairs)| {
+            // Pair when (nearly) every replicate has its counterpart: then the subjects'
+            // differences cancel out.
+            let paired = pairs.len() >= needed_pairs && pairs.len() * 5 >= 4 * b.len().min(c.len());
+            let pairs = paired.then_some(pairs.as_slice());
+            one(name, b, c, pairs, &unit, needed, options)
+        })
         .collect();
     let tested: Vec<usize> = (0..out.len()).filter(|&i| out[i].p.is_some()).collect();
     let q = stats::benjamini_hochberg(
@@ -160,31 +299,118 @@ pub fn compare(
         let c = &mut out[i];
         c.q = Some(q);
         c.verdict = verdict(q, c.hl_ratio_ci, options);
+        if c.verdict == Verdict::Inconclusive {
+            c.needed_n = replicates_to_decide(c, options);
+        }
         c.summary = summary(c, options);
     }
-    Ok(out)
+    Ok(Comparisons {
+        spans: out,
+        not_compared,
+    })
 }
 
-fn values(rows: &SpanTable, options: &CompareOptions) -> Result<Vec<f64>, TableError> {
-    let d = rows.floats(table::DURATION_MS)?;
-    Ok(match &options.normalize_by {
-        None => d.into_iter().flatten().collect(),
+/// The figures of one span name on one side, each with the replicate it belongs to.
+struct Sample {
+    values: Vec<f64>,
+    /// `subject/file#k` (the k-th span of the name for that file), when the spans say.
+    keys: Vec<Option<String>>,
+}
+
+/// Replicates of both sides that belong together: same subject, file and occurrence.
+fn pairs(base: &Sample, cand: &Sample) -> Vec<(f64, f64)> {
+    let index: HashMap<&str, f64> = base
+        .keys
+        .iter()
+        .zip(&base.values)
+        .filter_map(|(k, v)| Some((k.as_deref()?, *v)))
+        .collect();
+    cand.keys
+        .iter()
+        .zip(&cand.values)
+        .filter_map(|(k, v)| Some((*index.get(k.as_deref()?)?, *v)))
+        .collect()
+}
+
+/// The replicate key of each row: subject, file name and occurrence, where the table has them.
+fn replicate_keys(rows: &SpanTable) -> Result<Vec<Option<String>>, TableError> {
+    if !rows.has_column(SUBJECT) {
+        return Ok(vec![None; rows.len()]);
+    }
+    let subjects = rows.strings(SUBJECT)?;
+    let files = if rows.has_column(FILE_NAME) {
+        rows.strings(FILE_NAME)?
+    } else {
+        vec![None; rows.len()]
+    };
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    Ok(subjects
+        .into_iter()
+        .zip(files)
+        .map(|(s, f)| {
+            let key = format!("{}/{}", s?, f.unwrap_or_default());
+            let k = seen.entry(key.clone()).or_default();
+            *k += 1;
+            Some(format!("{key}#{k}"))
+        })
+        .collect())
+}
+
+/// The figures compared for one span name, or why there are none.
+fn values(
+    rows: &SpanTable,
+    options: &CompareOptions,
+) -> Result<Result<Sample, String>, TableError> {
+    let metric = options.metric;
+    let d: Vec<Option<f64>> = if rows.has_column(metric.column()) {
+        rows.floats(metric.column())?
+    } else {
+        Vec::new()
+    };
+    if d.iter().all(Option::is_none) {
+        return Ok(Err(format!("no {} figures", metric.as_str())));
+    }
+    let keys = replicate_keys(rows)?;
+    let per: Vec<Option<f64>> = match &options.normalize_by {
+        None => d,
         Some(key) => {
             if !rows.attribute_keys().contains(key) {
-                return Ok(Vec::new());
+                return Ok(Err(format!("no {key} on these spans")));
             }
             let Values::Numeric(x) = rows.values(key)? else {
-                return Ok(Vec::new());
+                return Ok(Err(format!("{key} is not numeric")));
             };
             let unit = unit_of(key);
             d.into_iter()
                 .zip(x)
-                .filter_map(|(d, x)| Some((d?, unit.apply(x?))))
-                .filter(|(_, x)| *x > 0.0)
-                .map(|(d, x)| d / x)
+                .map(|(d, x)| {
+                    let x = unit.apply(x?);
+                    (x > 0.0).then(|| d.map(|d| d / x)).flatten()
+                })
                 .collect()
         }
+    };
+    let (values, keys): (Vec<f64>, Vec<Option<String>>) = per
+        .into_iter()
+        .zip(keys)
+        .filter_map(|(v, k)| Some((v?, k)))
+        .unzip();
+    Ok(if values.is_empty() {
+        Err(match &options.normalize_by {
+            Some(key) => format!("no positive {key} on these spans"),
+            None => format!("no {} figures", metric.as_str()),
+        })
+    } else {
+        Ok(Sample { values, keys })
     })
+}
+
+/// The smallest number of pairs whose most extreme exact two-sided signed-rank p-value,
+/// 2 / 2ⁿ, is below alpha / m.
+pub fn min_pairs(alpha: f64, m: usize) -> usize {
+    (1..=1000)
+        .find(|&n| 2.0 / 2f64.powi(n as i32) < alpha / m as f64)
+        .unwrap_or(1000)
 }
 
 /// The smallest n (per side) whose most extreme exact two-sided Mann-Whitney p-value,
@@ -205,6 +431,7 @@ fn one(
     name: &str,
     base: &[f64],
     cand: &[f64],
+    pairs: Option<&[(f64, f64)]>,
     unit: &str,
     needed: usize,
     options: &CompareOptions,
@@ -212,6 +439,7 @@ fn one(
     let (bm, cm) = (stats::median(base), stats::median(cand));
     let mut c = SpanComparison {
         span: name.to_owned(),
+        metric: options.metric,
         unit: unit.to_owned(),
         baseline_n: base.len(),
         candidate_n: cand.len(),
@@ -227,7 +455,9 @@ fn one(
         q: None,
         verdict: Verdict::NotEnoughData,
         needed_n: needed,
+        paired: 0,
         summary: String::new(),
+        wall: None,
     };
     if base.len() < needed || cand.len() < needed {
         c.summary = format!(
@@ -237,13 +467,31 @@ fn one(
         );
         return c;
     }
-    let mw = stats::mann_whitney(cand, base);
-    c.u = mw.map(|m| m.u);
-    c.p = mw.map(|m| m.p);
-    c.shift = Some(stats::hodges_lehmann(base, cand));
+    c.needed_n = 0;
     c.ratio_ci = bootstrap_ratio(base, cand, options);
-    let log = |v: &[f64]| -> Vec<f64> { v.iter().map(|x| x.max(f64::MIN_POSITIVE).ln()).collect() };
-    if let Some((est, lo, hi)) = stats::hodges_lehmann_ci(&log(base), &log(cand), options.alpha) {
+    let ln = |x: f64| x.max(f64::MIN_POSITIVE).ln();
+    let log = |v: &[f64]| -> Vec<f64> { v.iter().map(|&x| ln(x)).collect() };
+    let estimate = match pairs {
+        Some(pairs) => {
+            c.paired = pairs.len();
+            let log_ratios: Vec<f64> = pairs.iter().map(|&(b, c)| ln(c) - ln(b)).collect();
+            let sr = stats::wilcoxon(&log_ratios);
+            c.u = sr.map(|s| s.w_plus);
+            // Ties everywhere (every ratio exactly 1): no evidence of a change at all.
+            c.p = Some(sr.map_or(1.0, |s| s.p));
+            let diffs: Vec<f64> = pairs.iter().map(|&(b, c)| c - b).collect();
+            c.shift = Some(stats::median(&diffs));
+            stats::walsh_ci(&log_ratios, options.alpha)
+        }
+        None => {
+            let mw = stats::mann_whitney(cand, base);
+            c.u = mw.map(|m| m.u);
+            c.p = mw.map(|m| m.p);
+            c.shift = Some(stats::hodges_lehmann(base, cand));
+            stats::hodges_lehmann_ci(&log(base), &log(cand), options.alpha)
+        }
+    };
+    if let Some((est, lo, hi)) = estimate {
         c.hl_ratio = Some(est.exp());
         c.hl_ratio_ci = Some((lo.exp(), hi.exp()));
     }
@@ -280,12 +528,38 @@ fn bootstrap_ratio(base: &[f64], cand: &[f64], options: &CompareOptions) -> Opti
 }
 
 fn verdict(q: f64, ci: Option<(f64, f64)>, options: &CompareOptions) -> Verdict {
+    let (slower, faster) = (1.0 + options.min_effect, 1.0 / (1.0 + options.min_effect));
     match ci {
-        Some((lo, _)) if q < options.alpha && lo > 1.0 + options.min_effect => Verdict::Regression,
-        Some((_, hi)) if q < options.alpha && hi < 1.0 / (1.0 + options.min_effect) => {
-            Verdict::Improvement
-        }
-        _ => Verdict::NoChange,
+        Some((lo, _)) if q < options.alpha && lo > slower => Verdict::Regression,
+        Some((_, hi)) if q < options.alpha && hi < faster => Verdict::Improvement,
+        Some((lo, hi)) if lo > faster && hi < slower => Verdict::NoChange,
+        // Without an interval (ties everywhere) the test alone cannot speak for the size.
+        _ => Verdict::Inconclusive,
+    }
+}
+
+/// Replicates per side that would let an interval like this one decide: in log space its
+/// half-width shrinks as 1/√n, and it must fit between its centre and the nearer bound.
+fn replicates_to_decide(c: &SpanComparison, options: &CompareOptions) -> usize {
+    let n = match c.paired {
+        0 => c.baseline_n.min(c.candidate_n),
+        pairs => pairs,
+    }
+    .max(1) as f64;
+    let (Some(r), Some((lo, hi))) = (c.hl_ratio, c.hl_ratio_ci) else {
+        return 0;
+    };
+    let (centre, half) = (r.ln(), (hi.ln() - lo.ln()) / 2.0);
+    let bound = options.min_effect.ln_1p();
+    let room = (centre - bound).abs().min((centre + bound).abs());
+    if room <= 0.0 || !half.is_finite() {
+        return usize::MAX;
+    }
+    let needed = n * (half / room).powi(2);
+    if needed.is_finite() && needed < 1e9 {
+        needed.ceil() as usize
+    } else {
+        usize::MAX
     }
 }
 
@@ -301,11 +575,16 @@ fn summary(c: &SpanComparison, options: &CompareOptions) -> String {
         Verdict::Regression => format!("slower by more than {:.0} %", options.min_effect * 100.0),
         Verdict::Improvement => format!("faster by more than {:.0} %", options.min_effect * 100.0),
         Verdict::NoChange => "no change beyond the minimum effect".to_owned(),
+        Verdict::Inconclusive => match c.needed_n {
+            usize::MAX => "inconclusive: the typical ratio sits on the minimum effect".to_owned(),
+            n => format!("inconclusive: about {n} spans per side would decide"),
+        },
         Verdict::NotEnoughData => "not enough data".to_owned(),
     };
     format!(
-        "{}: median {:.3} → {:.3} {} (×{:.3}{ci}{shift}), q = {:.2e}: {what}",
+        "{} ({}): median {:.3} → {:.3} {} (×{:.3}{ci}{shift}), q = {:.2e}: {what}",
         c.span,
+        c.metric.as_str(),
         c.baseline_median,
         c.candidate_median,
         c.unit,
@@ -329,14 +608,35 @@ mod tests {
     fn verdicts_need_significance_and_the_whole_interval_beyond_the_minimum() {
         let o = CompareOptions::default();
         assert_eq!(verdict(0.01, Some((1.06, 1.3)), &o), Verdict::Regression);
-        assert_eq!(verdict(0.01, Some((1.04, 1.3)), &o), Verdict::NoChange);
-        assert_eq!(verdict(0.2, Some((1.06, 1.3)), &o), Verdict::NoChange);
         assert_eq!(verdict(0.01, Some((0.7, 0.9)), &o), Verdict::Improvement);
+        // Within the minimum effect either way: no change, significant or not.
+        assert_eq!(verdict(0.01, Some((1.01, 1.04)), &o), Verdict::NoChange);
+        assert_eq!(verdict(0.6, Some((0.97, 1.03)), &o), Verdict::NoChange);
+        // Reaching past a bound without lying beyond it: undecided.
+        assert_eq!(verdict(0.01, Some((1.04, 1.3)), &o), Verdict::Inconclusive);
+        assert_eq!(verdict(0.2, Some((1.06, 1.3)), &o), Verdict::Inconclusive);
+        assert_eq!(verdict(0.5, Some((0.9, 1.12)), &o), Verdict::Inconclusive);
+        assert_eq!(verdict(0.5, None, &o), Verdict::Inconclusive);
+    }
+
+    #[test]
+    fn a_wide_interval_asks_for_more_replicates() {
+        let o = CompareOptions::default();
+        let mut c = one("s", &[1.0; 8], &[1.0; 8], None, "ms", 4, &o);
+        // Typical ×1.0 with an interval ×[0.9, 1.11] (half-width ln 1.11 ≈ 0.104 in log
+        // space) from 8 per side must shrink below ln 1.05 ≈ 0.049: (0.104/0.049)² × 8 ≈ 36.
+        c.hl_ratio = Some(1.0);
+        c.hl_ratio_ci = Some((0.9, 1.0 / 0.9));
+        let n = replicates_to_decide(&c, &o);
+        assert!((34..=40).contains(&n), "{n}");
+        // Centred on the bound itself, no sample size decides.
+        c.hl_ratio = Some(1.05);
+        assert_eq!(replicates_to_decide(&c, &o), usize::MAX);
     }
 }
 
 /// Version tag of the comparison's JSON shape.
-pub const SCHEMA: &str = "neuro-batch.compare/v1";
+pub const SCHEMA: &str = "neuro-batch.compare/v2";
 
 /// A whole comparison, as `neuro-batch compare` prints it (stable JSON).
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -351,12 +651,21 @@ pub struct CompareReport {
     pub alpha: f64,
     /// Minimum practical effect, as a fraction.
     pub min_effect: f64,
+    /// What was compared.
+    pub metric: Metric,
     /// The attribute durations were divided by, if any.
     pub normalize_by: Option<String>,
     /// Per span name present in both runs.
     pub spans: Vec<SpanComparison>,
+    /// Span names in both runs that could not be compared.
+    pub not_compared: Vec<NotCompared>,
     /// Span names with a regression verdict.
     pub regressions: Vec<String>,
+    /// Span names with an inconclusive verdict.
+    pub inconclusive: Vec<String>,
+    /// Differences between the two runs that make the comparison doubtful (subjects, inputs,
+    /// threads, settings), and notes from the sources.
+    pub warnings: Vec<String>,
 }
 
 impl CompareReport {
@@ -365,21 +674,30 @@ impl CompareReport {
         baseline: crate::SourceInfo,
         candidate: crate::SourceInfo,
         options: &CompareOptions,
-        spans: Vec<SpanComparison>,
+        comparisons: Comparisons,
+        warnings: Vec<String>,
     ) -> Self {
+        let with = |v: Verdict| -> Vec<String> {
+            comparisons
+                .spans
+                .iter()
+                .filter(|s| s.verdict == v)
+                .map(|s| s.span.clone())
+                .collect()
+        };
         CompareReport {
             schema: SCHEMA,
             baseline,
             candidate,
             alpha: options.alpha,
             min_effect: options.min_effect,
+            metric: options.metric,
             normalize_by: options.normalize_by.clone(),
-            regressions: spans
-                .iter()
-                .filter(|s| s.verdict == Verdict::Regression)
-                .map(|s| s.span.clone())
-                .collect(),
-            spans,
+            regressions: with(Verdict::Regression),
+            inconclusive: with(Verdict::Inconclusive),
+            spans: comparisons.spans,
+            not_compared: comparisons.not_compared,
+            warnings,
         }
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod compare;
 pub mod critical_path;
+pub mod guards;
 pub mod otlp_json;
 pub mod rank;
 pub mod render;

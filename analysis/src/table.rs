@@ -37,10 +37,17 @@ pub const SELF_MS: &str = "self_ms";
 pub const CRITICAL_MS: &str = "critical_ms";
 /// Core column: whether the span is its trace's root.
 pub const IS_ROOT: &str = "is_root";
+/// Core column: CPU ms of the span: its [`STEP_CPU_MS`] attribute, or for a span without one
+/// (`process_file`, `process_subject`) the sum of its descendants'; null when no span of its
+/// subtree has one (traces from before it was recorded). Optional in saved tables.
+pub const CPU_MS: &str = "cpu_ms";
+
+/// The attribute every step span carries: CPU time of the threads that worked for it.
+pub const STEP_CPU_MS: &str = "step.cpu_ms";
 
 /// Every core column, in table order. Attribute columns follow, sorted by key; an attribute
 /// whose key equals a core column's name is left out.
-pub const CORE_COLUMNS: [&str; 12] = [
+pub const CORE_COLUMNS: [&str; 13] = [
     TRACE_ID,
     SPAN_ID,
     PARENT_ID,
@@ -53,6 +60,7 @@ pub const CORE_COLUMNS: [&str; 12] = [
     SELF_MS,
     CRITICAL_MS,
     IS_ROOT,
+    CPU_MS,
 ];
 
 /// Why a table could not be built, saved or loaded.
@@ -106,11 +114,13 @@ impl SpanTable {
             let times = tree
                 .as_ref()
                 .and_then(|tree| critical_path::analyze_trace(&trace, tree));
+            let cpu = cpu_ms(&trace, tree.as_ref());
             let inherited = match &tree {
                 Some(tree) => inherit(&trace, tree),
                 None => trace.iter().map(|s| s.attributes.clone()).collect(),
             };
-            for (i, (span, attributes)) in trace.into_iter().zip(inherited).enumerate() {
+            let spans = trace.into_iter().zip(inherited).zip(cpu);
+            for (i, ((span, attributes), cpu_ms)) in spans.enumerate() {
                 let t = times.as_ref().map(|t| t.spans[i]);
                 let is_root = times.as_ref().is_some_and(|t| t.root == i);
                 rows.push(Row {
@@ -119,6 +129,7 @@ impl SpanTable {
                     self_ms: t.map(|t| t.self_ns as f64 / 1e6),
                     critical_ms: t.map(|t| t.critical_ns as f64 / 1e6),
                     is_root,
+                    cpu_ms,
                 });
             }
         }
@@ -196,6 +207,17 @@ impl SpanTable {
         Ok(names.into_iter().map(|(n, _)| n).collect())
     }
 
+    /// Whether the table has this column (attribute or core).
+    pub fn has_column(&self, column: &str) -> bool {
+        self.df.column(column).is_ok()
+    }
+
+    /// Whether any span has a CPU figure ([`CPU_MS`]).
+    pub fn has_cpu(&self) -> bool {
+        self.floats(CPU_MS)
+            .is_ok_and(|v| v.iter().any(Option::is_some))
+    }
+
     /// A float column (ints converted).
     pub fn floats(&self, column: &str) -> Result<Vec<Option<f64>>, TableError> {
         let c = self.df.column(column)?.cast(&DataType::Float64)?;
@@ -247,7 +269,8 @@ impl SpanTable {
             source,
         })?;
         let df = IpcReader::new(file).finish()?;
-        for column in CORE_COLUMNS {
+        // Tables saved before `cpu_ms` existed load without it (compare then reads wall time).
+        for column in CORE_COLUMNS.into_iter().filter(|&c| c != CPU_MS) {
             if df.column(column).is_err() {
                 return Err(TableError::NotATable(path.to_path_buf(), column));
             }
@@ -262,6 +285,38 @@ struct Row {
     self_ms: Option<f64>,
     critical_ms: Option<f64>,
     is_root: bool,
+    cpu_ms: Option<f64>,
+}
+
+/// [`CPU_MS`] of each span of a trace: its own `step.cpu_ms`, else the sum of its children's
+/// (bottom-up, so a container adds up the steps below it).
+fn cpu_ms(trace: &[Span], tree: Option<&Tree>) -> Vec<Option<f64>> {
+    let own: Vec<Option<f64>> = trace
+        .iter()
+        .map(|s| s.attributes.get(STEP_CPU_MS).and_then(AttrValue::as_f64))
+        .collect();
+    let Some(tree) = tree else {
+        return own;
+    };
+    // Depth-first order from the roots, then children before parents.
+    let mut order = Vec::with_capacity(trace.len());
+    let mut stack: Vec<usize> = tree.roots.clone();
+    let mut seen = vec![false; trace.len()];
+    while let Some(i) = stack.pop() {
+        if std::mem::replace(&mut seen[i], true) {
+            continue;
+        }
+        order.push(i);
+        stack.extend(&tree.children[i]);
+    }
+    let mut cpu = own.clone();
+    for &i in order.iter().rev() {
+        if own[i].is_none() {
+            let below: Vec<f64> = tree.children[i].iter().filter_map(|&c| cpu[c]).collect();
+            cpu[i] = (!below.is_empty()).then(|| below.iter().sum());
+        }
+    }
+    cpu
 }
 
 /// Each span's attributes merged with those of its ancestors (nearest ancestor wins; the
@@ -366,6 +421,10 @@ fn core_columns(rows: &[Row]) -> Vec<Column> {
         Column::new(
             IS_ROOT.into(),
             rows.iter().map(|r| r.is_root).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            CPU_MS.into(),
+            rows.iter().map(|r| r.cpu_ms).collect::<Vec<_>>(),
         ),
     ]
 }

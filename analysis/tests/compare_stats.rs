@@ -39,18 +39,19 @@ fn sized_table(durations_ms: &[f64], sizes_mb: Option<&[f64]>) -> SpanTable {
 
 /// How often each verdict comes out over `runs` comparisons of n = 20 against n = 20, the
 /// candidate's durations scaled by `shift`.
-fn verdicts(shift: f64, sigma: f64, seed: u64, runs: usize) -> [usize; 3] {
+fn verdicts(shift: f64, sigma: f64, seed: u64, runs: usize) -> [usize; 4] {
     let mut rng = StdRng::seed_from_u64(seed);
     let dist = LogNormal::new(100f64.ln(), sigma).unwrap();
-    let mut counts = [0; 3];
+    let mut counts = [0; 4];
     for _ in 0..runs {
         let base: Vec<f64> = (0..20).map(|_| dist.sample(&mut rng)).collect();
         let cand: Vec<f64> = (0..20).map(|_| dist.sample(&mut rng) * shift).collect();
         let result = compare(&table(&base), &table(&cand), &CompareOptions::default()).unwrap();
-        match result[0].verdict {
+        match result.spans[0].verdict {
             Verdict::Regression => counts[0] += 1,
             Verdict::Improvement => counts[1] += 1,
             Verdict::NoChange => counts[2] += 1,
+            Verdict::Inconclusive => counts[3] += 1,
             Verdict::NotEnoughData => panic!("20 per side is enough"),
         }
     }
@@ -59,7 +60,7 @@ fn verdicts(shift: f64, sigma: f64, seed: u64, runs: usize) -> [usize; 3] {
 
 #[test]
 fn a_a_comparisons_rarely_alarm() {
-    let [regressions, improvements, _] = verdicts(1.0, 0.1, 1, 200);
+    let [regressions, improvements, ..] = verdicts(1.0, 0.1, 1, 200);
     assert!(
         regressions + improvements <= 10,
         "{regressions} + {improvements} of 200"
@@ -79,6 +80,89 @@ fn a_2_percent_slowdown_is_not_a_regression() {
 }
 
 #[test]
+fn noisy_data_is_inconclusive_not_a_green_tick() {
+    // CV ≈ 30 % at n = 20: the interval is about ×[0.83, 1.2], too wide to rule out 5 %.
+    let [regressions, _, no_change, inconclusive] = verdicts(1.0, 0.3, 4, 200);
+    assert!(inconclusive >= 180, "{inconclusive} of 200 inconclusive");
+    assert!(no_change == 0 && regressions <= 10, "{no_change} no change");
+    // Quiet data decides: CV ≈ 2 % gives an interval within ±5 %.
+    let [_, _, no_change, _] = verdicts(1.0, 0.02, 5, 200);
+    assert!(no_change >= 190, "{no_change} of 200 no change");
+}
+
+#[test]
+fn spans_without_the_normalizing_key_are_not_compared() {
+    let t = table(&[10.0, 11.0, 12.0, 13.0, 14.0, 15.0]);
+    let per_mb = CompareOptions {
+        normalize_by: Some("file.size_mb".into()),
+        ..CompareOptions::default()
+    };
+    let out = compare(&t, &t, &per_mb).unwrap();
+    assert!(out.spans.is_empty());
+    assert_eq!(out.not_compared[0].span, "skull_strip");
+    assert!(out.not_compared[0].reason.contains("no file.size_mb"));
+}
+
+/// `skull_strip` spans of subjects `00..n`, one per subject, with `bids.subject` (pairable).
+fn subject_table(durations_ms: &[f64]) -> SpanTable {
+    let spans = durations_ms
+        .iter()
+        .enumerate()
+        .map(|(i, d)| Span {
+            trace_id: format!("{i:032x}"),
+            span_id: format!("{i:016x}"),
+            parent_id: None,
+            name: "skull_strip".into(),
+            service: "neuro-batch".into(),
+            start_ns: 0,
+            end_ns: (d * 1e6) as i64,
+            status: Status::Ok,
+            error_message: None,
+            attributes: [("bids.subject".to_owned(), AttrValue::Str(format!("{i:02}")))].into(),
+        })
+        .collect();
+    SpanTable::build(spans).unwrap()
+}
+
+#[test]
+fn pairing_by_subject_sees_through_differences_between_subjects() {
+    // Subjects differ by CV ≈ 50 % (head sizes); a rerun of the same subject by 2 %.
+    let mut rng = StdRng::seed_from_u64(6);
+    let subjects = LogNormal::new(100f64.ln(), 0.5).unwrap();
+    let noise = LogNormal::new(0.0, 0.02).unwrap();
+    let truth: Vec<f64> = (0..16).map(|_| subjects.sample(&mut rng)).collect();
+    let rerun = |shift: f64, rng: &mut StdRng| -> Vec<f64> {
+        truth
+            .iter()
+            .map(|t| t * shift * noise.sample(rng))
+            .collect()
+    };
+    let base = rerun(1.0, &mut rng);
+    let (same, slower) = (rerun(1.0, &mut rng), rerun(1.1, &mut rng));
+    let o = CompareOptions::default();
+    let aa = compare(&subject_table(&base), &subject_table(&same), &o).unwrap();
+    assert_eq!(aa.spans[0].paired, 16);
+    assert_eq!(
+        aa.spans[0].verdict,
+        Verdict::NoChange,
+        "{}",
+        aa.spans[0].summary
+    );
+    let ab = compare(&subject_table(&base), &subject_table(&slower), &o).unwrap();
+    assert_eq!(
+        ab.spans[0].verdict,
+        Verdict::Regression,
+        "{}",
+        ab.spans[0].summary
+    );
+    // The same figures without the subjects to pair them: the spread between subjects
+    // swamps a 10 % slowdown.
+    let unpaired = compare(&table(&base), &table(&slower), &o).unwrap();
+    assert_eq!(unpaired.spans[0].paired, 0);
+    assert_eq!(unpaired.spans[0].verdict, Verdict::Inconclusive);
+}
+
+#[test]
 fn bigger_inputs_are_not_a_regression_per_megabyte() {
     // The candidate's files are twice as large and take twice as long: slower in ms, the same
     // in ms per MB.
@@ -95,15 +179,15 @@ fn bigger_inputs_are_not_a_regression_per_megabyte() {
         sized_table(&cand, Some(&big)),
     );
     let plain = compare(&b, &c, &CompareOptions::default()).unwrap();
-    assert_eq!(plain[0].verdict, Verdict::Regression);
+    assert_eq!(plain.spans[0].verdict, Verdict::Regression);
     let per_mb = CompareOptions {
         normalize_by: Some("file.size_mb".into()),
         ..CompareOptions::default()
     };
     let normalised = compare(&b, &c, &per_mb).unwrap();
-    assert_eq!(normalised[0].verdict, Verdict::NoChange);
-    assert_eq!(normalised[0].unit, "ms/MB");
-    assert!((normalised[0].ratio - 1.0).abs() < 1e-9);
+    assert_eq!(normalised.spans[0].verdict, Verdict::NoChange);
+    assert_eq!(normalised.spans[0].unit, "ms/MB");
+    assert!((normalised.spans[0].ratio - 1.0).abs() < 1e-9);
 }
 
 #[test]

@@ -10,8 +10,8 @@ pub use run::{
 };
 pub use synth::{QcArgs, SynthArgs};
 pub use traces::{
-    AnalyzeArgs, CompareArgs, CompareFormat, ReportFormat, SourceArgs, TempoArgs, TempoQueryArgs,
-    TraceArgs,
+    AnalyzeArgs, CompareArgs, CompareFormat, CompareMetric, ReportFormat, SourceArgs, TempoArgs,
+    TempoQueryArgs, TraceArgs,
 };
 
 use crate::error::ExitCode;

@@ -112,7 +112,7 @@ pub struct AnalyzeArgs {
     #[arg(long, default_value_t = 0.05, value_parser = parse_alpha)]
     pub alpha: f64,
     /// Attribute not to rank (exact key, or prefix ending in *), repeatable; added to the
-    /// defaults (thread.*, process.*, identifiers).
+    /// defaults (thread.*, process.*, step.cpu_ms, identifiers).
     #[arg(long, value_name = "KEY")]
     pub exclude: Vec<String>,
     /// Root attribute that names a trace in the lists.
@@ -146,8 +146,20 @@ pub enum CompareFormat {
     Table,
     /// GitHub-flavoured Markdown.
     Markdown,
-    /// JSON (schema neuro-batch.compare/v1).
+    /// JSON (schema neuro-batch.compare/v2).
     Json,
+}
+
+/// What `compare` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareMetric {
+    /// CPU time when both runs have it (`step.cpu_ms`), else wall time.
+    Auto,
+    /// CPU time of the threads that worked for each span: what other work on the machine
+    /// hardly moves.
+    Cpu,
+    /// Wall time: also sees I/O and waiting, and every other process on the machine.
+    Wall,
 }
 
 /// Arguments of `neuro-batch compare`.
@@ -177,6 +189,13 @@ pub struct CompareArgs {
     /// whose inputs differ.
     #[arg(long, value_name = "KEY")]
     pub normalize_by: Option<String>,
+    /// What to compare: CPU time is what a busy shared CI runner leaves alone; wall time
+    /// also sees I/O (the other is shown beside it).
+    #[arg(long, value_enum, default_value_t = CompareMetric::Auto)]
+    pub metric: CompareMetric,
+    /// Exit 1 when a span is inconclusive (by default that is a warning and exit 0).
+    #[arg(long)]
+    pub fail_on_inconclusive: bool,
     /// Only these span names (default: every name in both runs).
     #[arg(long, num_args = 1.., value_name = "NAME")]
     pub spans: Vec<String>,

@@ -12,9 +12,12 @@ use crate::error::{ExitCode, Failure};
 use crate::telemetry::names;
 
 /// Attributes that are measurements of the span itself or identifiers, not causes.
-const DEFAULT_EXCLUDE: [&str; 8] = [
+const DEFAULT_EXCLUDE: [&str; 11] = [
     "thread.*",
     "process.*",
+    names::STEP_CPU_MS,
+    names::FILE_HEAD_SHA256,
+    names::RUN_SETTINGS_DIGEST,
     names::FILE_PATH,
     names::FILE_NAME,
     names::BATCH_ID,

@@ -4,13 +4,13 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, anyhow};
-use neuro_batch_analysis::compare::{self, CompareOptions, CompareReport};
+use neuro_batch_analysis::compare::{self, CompareOptions, CompareReport, Metric};
 use neuro_batch_analysis::source::{self, Source};
-use neuro_batch_analysis::{SourceInfo, SpanTable, render};
+use neuro_batch_analysis::{SourceInfo, SpanTable, guards, render};
 
 use super::analyze::FetchBar;
 use super::{emit, source_failure};
-use crate::cli::{CompareArgs, CompareFormat};
+use crate::cli::{CompareArgs, CompareFormat, CompareMetric};
 use crate::error::{ExitCode, Failure};
 
 pub(super) fn compare(args: CompareArgs) -> Result<ExitCode, Failure> {
@@ -20,19 +20,6 @@ pub(super) fn compare(args: CompareArgs) -> Result<ExitCode, Failure> {
 fn gate(args: CompareArgs) -> Result<ExitCode, Failure> {
     let (baseline, base_info) = side(&args.baseline, &args)?;
     let (candidate, cand_info) = side(&args.candidate, &args)?;
-    // What a side's source says about its completeness (lost spans, traces not fetched)
-    // decides whether the verdict can be trusted: say it where CI logs show it.
-    for (name, info) in [("baseline", &base_info), ("candidate", &cand_info)] {
-        for note in &info.notes {
-            eprintln!("neuro-batch: warning: {name}: {note}");
-        }
-    }
-    let options = CompareOptions {
-        alpha: args.alpha,
-        min_effect: args.min_effect,
-        normalize_by: args.normalize_by.clone(),
-        ..CompareOptions::default()
-    };
     let (baseline, candidate) = if args.spans.is_empty() {
         (baseline, candidate)
     } else {
@@ -41,15 +28,59 @@ fn gate(args: CompareArgs) -> Result<ExitCode, Failure> {
             only(&candidate, &args.spans)?,
         )
     };
-    let spans = compare::compare(&baseline, &candidate, &options)
+    let metric = metric(args.metric, &baseline, &candidate)?;
+    let options = CompareOptions {
+        metric,
+        alpha: args.alpha,
+        min_effect: args.min_effect,
+        normalize_by: args.normalize_by.clone(),
+        ..CompareOptions::default()
+    };
+    // What a side's source says about its completeness (lost spans, traces not fetched) and
+    // how the two runs differ decide whether the verdict can be trusted: say it where CI logs
+    // show it, and in the report.
+    let mut warnings: Vec<String> = [("baseline", &base_info), ("candidate", &cand_info)]
+        .into_iter()
+        .flat_map(|(name, info)| info.notes.iter().map(move |n| format!("{name}: {n}")))
+        .collect();
+    warnings.extend(
+        guards::differences(&baseline, &candidate)
+            .map_err(|e| Failure::new(ExitCode::Software, e))?,
+    );
+    for w in &warnings {
+        eprintln!("neuro-batch: warning: {w}");
+    }
+    let comparisons = compare::compare(&baseline, &candidate, &options)
         .map_err(|e| Failure::new(ExitCode::Software, e))?;
-    if spans.is_empty() {
+    if comparisons.spans.is_empty() {
+        let why = comparisons
+            .not_compared
+            .iter()
+            .map(|n| format!("{}: {}", n.span, n.reason))
+            .collect::<Vec<_>>();
         return Err(Failure::new(
             ExitCode::NoInputs,
-            anyhow!("the two runs have no span name in common"),
+            anyhow!(
+                "the two runs have no span name in common that can be compared{}",
+                if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", why.join("; "))
+                }
+            ),
         ));
     }
-    let report = CompareReport::new(base_info, cand_info, &options, spans);
+    eprintln!(
+        "neuro-batch: comparing {} time{}",
+        metric.as_str(),
+        match (args.metric, metric) {
+            (CompareMetric::Auto, Metric::Cpu) =>
+                " (both runs have step.cpu_ms; --metric wall for wall time)",
+            (CompareMetric::Auto, Metric::Wall) => " (a run has no CPU figures)",
+            _ => "",
+        }
+    );
+    let report = CompareReport::new(base_info, cand_info, &options, comparisons, warnings);
     let text = match args.format {
         CompareFormat::Table => render::compare_terminal(&report, 140),
         CompareFormat::Markdown => render::compare_markdown(&report),
@@ -63,11 +94,42 @@ fn gate(args: CompareArgs) -> Result<ExitCode, Failure> {
     if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
         append(Path::new(&summary), &render::compare_markdown(&report))?;
     }
-    Ok(if report.regressions.is_empty() {
-        ExitCode::Success
-    } else {
+    if !report.inconclusive.is_empty() {
+        eprintln!(
+            "neuro-batch: warning: inconclusive: {} (more subjects or replicates would decide{})",
+            report.inconclusive.join(", "),
+            if args.fail_on_inconclusive {
+                ""
+            } else {
+                "; --fail-on-inconclusive makes this exit 1"
+            }
+        );
+    }
+    let failed = !report.regressions.is_empty()
+        || (args.fail_on_inconclusive && !report.inconclusive.is_empty());
+    Ok(if failed {
         ExitCode::SomeFailed
+    } else {
+        ExitCode::Success
     })
+}
+
+/// The metric asked for; `auto` is CPU when both runs have CPU figures.
+fn metric(
+    asked: CompareMetric,
+    baseline: &SpanTable,
+    candidate: &SpanTable,
+) -> Result<Metric, Failure> {
+    let available = Metric::available(baseline, candidate);
+    match asked {
+        CompareMetric::Auto => Ok(available),
+        CompareMetric::Wall => Ok(Metric::Wall),
+        CompareMetric::Cpu if available == Metric::Cpu => Ok(Metric::Cpu),
+        CompareMetric::Cpu => Err(Failure::new(
+            ExitCode::CompareError,
+            anyhow!("--metric cpu: a run has no CPU figures (step.cpu_ms); use --metric wall"),
+        )),
+    }
 }
 
 /// One side: a saved span table, the local store, or a batch id in Tempo.
@@ -76,10 +138,12 @@ fn side(spec: &str, args: &CompareArgs) -> Result<(SpanTable, SourceInfo), Failu
     let tool = |e: anyhow::Error| Failure::new(ExitCode::CompareError, e);
     if path.is_file() && SpanTable::is_saved(path) {
         let table = SpanTable::load(path).map_err(|e| tool(e.into()))?;
+        let traces = table.roots().map_err(|e| tool(e.into()))?.len();
         let info = SourceInfo {
             kind: "table".into(),
             detail: path.display().to_string(),
             spans: table.len(),
+            traces,
             ..SourceInfo::default()
         };
         return Ok((table, info));

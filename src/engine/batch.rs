@@ -11,9 +11,11 @@ use super::scheduler::{Scheduled, schedule};
 use crate::bids::{self, Dataset, DatasetError, Discovery};
 use crate::derivatives::{layout, placement, prepare_output_root};
 use crate::telemetry::Telemetry;
+use crate::telemetry::cpu::PoolCpu;
 use crate::telemetry::metrics::Metrics;
 use opentelemetry::trace::SpanContext;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Why a run could not happen (per-file failures are in the report instead).
@@ -204,12 +206,19 @@ pub fn run(
     let clock = Instant::now();
     let threads = config.thread_count();
     let budget = config.memory_budget_bytes();
+    let cpu = Arc::new(PoolCpu::new(threads));
+    let (on_start, on_exit) = (Arc::clone(&cpu), Arc::clone(&cpu));
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("neuro-batch-{i}"))
+        .start_handler(move |i| on_start.register(i))
+        .exit_handler(move |i| on_exit.unregister(i))
         .build()?;
+    let settings_digest = config.work_digest();
     let processor = Processor {
         config,
+        cpu: &cpu,
+        settings_digest: &settings_digest,
         cancel,
         progress: ctx.progress,
         batch_id: ctx.run_id,

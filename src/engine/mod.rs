@@ -53,6 +53,16 @@ impl RunConfig {
         self.stages.contains(&stage)
     }
 
+    /// A digest of what decides the work done (stages, their parameters, the gzip level) but
+    /// not the version, so two builds run with the same settings agree; traced as
+    /// `run.settings_digest` for `compare`'s check that two runs did the same work.
+    pub fn work_digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let text = serde_json::to_string(&(&self.stages, &self.settings, self.compression_level))
+            .expect("settings serialize");
+        hex::encode(&Sha256::digest(text.as_bytes())[..8])
+    }
+
     /// Worker threads this run uses.
     pub fn thread_count(&self) -> usize {
         self.threads

@@ -17,6 +17,7 @@ use crate::stages::grid::{into_flat, to_array};
 use crate::stages::{
     Fact, Facts, Grid, Stage, StageError, bias_correction, normalization, skull_strip,
 };
+use crate::telemetry::cpu::PoolCpu;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::{names, usage};
 use crate::volume::{self, HeaderInfo, Volume, VolumeError};
@@ -45,6 +46,10 @@ pub struct Processor<'a> {
     pub metrics: &'a Metrics,
     /// Bytes one file may need ([`RunConfig::memory_budget_bytes`]).
     pub memory_budget: u64,
+    /// The pool's CPU clocks, for `step.cpu_ms`.
+    pub cpu: &'a PoolCpu,
+    /// [`names::RUN_SETTINGS_DIGEST`] of this run.
+    pub settings_digest: &'a str,
 }
 
 /// Why a file failed.
@@ -128,6 +133,8 @@ impl Processor<'_> {
         span.set_attribute(names::BIDS_SESSIONS, job.sessions.join(","));
         span.set_attribute(names::SUBJECT_FILE_COUNT, job.files.len() as i64);
         span.set_attribute(names::BATCH_ID, self.batch_id.to_string());
+        span.set_attribute(names::RUN_THREADS, self.config.thread_count() as i64);
+        span.set_attribute(names::RUN_SETTINGS_DIGEST, self.settings_digest.to_string());
         if let Some(link) = self.batch_link {
             span.add_link(link.clone());
         }
@@ -261,6 +268,12 @@ fn annotate_file(span: &Span, job: &FileJob) {
         },
     );
     span.set_attribute(names::BIDS_SUFFIX, name.suffix.clone());
+    if let Some(p) = &job.provenance {
+        span.set_attribute(
+            names::FILE_HEAD_SHA256,
+            p.input_fingerprint.head_sha256.clone(),
+        );
+    }
     if let Some(session) = &job.input.session {
         span.set_attribute(names::BIDS_SESSION, session.clone());
     }
@@ -410,11 +423,7 @@ impl Steps<'_> {
         let span = tracing::info_span!(names::STEP, otel.name = name);
         self.attrs.apply(&span);
         let _entered = span.enter();
-        let (start, thread_cpu, process_cpu) = (
-            Instant::now(),
-            usage::thread_cpu_ms(),
-            usage::process_cpu_ms(),
-        );
+        let (start, cpu) = (Instant::now(), self.processor.cpu.begin());
         // A bug in a step fails this file, named, not the subject or the batch.
         let result =
             std::panic::catch_unwind(AssertUnwindSafe(|| f(&span))).unwrap_or_else(|payload| {
@@ -424,8 +433,9 @@ impl Steps<'_> {
                     message: panic_message(payload.as_ref()),
                 })
             });
-        span.set_attribute(names::THREAD_CPU_MS, usage::thread_cpu_ms() - thread_cpu);
-        span.set_attribute(names::PROCESS_CPU_MS, usage::process_cpu_ms() - process_cpu);
+        let cpu = cpu.finish();
+        span.set_attribute(names::THREAD_CPU_MS, cpu.thread_ms);
+        span.set_attribute(names::STEP_CPU_MS, cpu.step_ms);
         let duration_ms = ms(start);
         self.processor.metrics.step(name, duration_ms);
         match result {

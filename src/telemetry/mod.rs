@@ -10,6 +10,7 @@
 //! says how many of the spans that ended it did not get.
 
 mod choice;
+pub mod cpu;
 pub mod file_exporter;
 pub mod logs;
 pub mod metrics;

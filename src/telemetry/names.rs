@@ -4,7 +4,8 @@
 //! Trace shape (one trace per subject, no parent):
 //!
 //! ```text
-//! process_subject                      bids.subject, bids.sessions, subject.file_count, batch.id
+//! process_subject                      bids.subject, bids.sessions, subject.file_count, batch.id,
+//! │                                    run.threads, run.settings_digest
 //! └── process_file                     file.*, bids.*
 //!     ├── load_file                    array.*, io.bytes_read
 //!     ├── process_image
@@ -85,12 +86,21 @@ pub const ARRAY_VOXELS: &str = "array.voxels";
 pub const IO_BYTES_READ: &str = "io.bytes_read";
 /// Bytes written to disk for all outputs of the file.
 pub const IO_BYTES_WRITTEN: &str = "io.bytes_written";
-/// CPU milliseconds of the thread that ran the span. Work that rayon hands to other threads
+/// CPU milliseconds of the thread that ran the step. Work that rayon hands to other threads
 /// is not included, so with several threads this is a lower bound.
 pub const THREAD_CPU_MS: &str = "thread.cpu_ms";
-/// CPU milliseconds of the whole process during the span: includes every thread, and other
-/// subjects running at the same time; equals the span's own CPU only with `--threads 1`.
-pub const PROCESS_CPU_MS: &str = "process.cpu_ms";
+/// CPU milliseconds of every thread that worked for the step: its own plus its share of the
+/// rayon helpers' (see [`crate::telemetry::cpu`]); exact with `--threads 1`. Other processes
+/// on the machine do not move it, which is why `compare` gates on it.
+pub const STEP_CPU_MS: &str = "step.cpu_ms";
+/// `process_subject`: worker threads of the run (`compare` warns when two runs differ).
+pub const RUN_THREADS: &str = "run.threads";
+/// `process_subject`: digest of the stages, their parameters and the gzip level (not the
+/// version: two builds with the same settings agree), for `compare`'s input check.
+pub const RUN_SETTINGS_DIGEST: &str = "run.settings_digest";
+/// `process_file`: SHA-256 of the input's first 64 KiB (its header and then some), the
+/// content half of the resume fingerprint; `compare` warns when two runs' inputs differ.
+pub const FILE_HEAD_SHA256: &str = "file.head_sha256";
 /// Peak resident memory of the process so far, MB, recorded when a subject ends.
 pub const PROCESS_PEAK_RSS_MB: &str = "process.peak_rss_mb";
 /// Outcome of the file: `ok`, `failed`, `skipped`, `cancelled`.
@@ -104,7 +114,7 @@ pub const SLURM_JOB_ID: &str = "slurm.job_id";
 pub const BATCH_SUBJECT_COUNT: &str = "batch.subject_count";
 
 /// Every span attribute key above (stage facts, `<stage>.<fact>`, come on top).
-pub const ALL_ATTRIBUTES: [&str; 26] = [
+pub const ALL_ATTRIBUTES: [&str; 29] = [
     BATCH_ID,
     BIDS_SUBJECT,
     BIDS_SESSIONS,
@@ -123,8 +133,11 @@ pub const ALL_ATTRIBUTES: [&str; 26] = [
     IO_BYTES_READ,
     IO_BYTES_WRITTEN,
     THREAD_CPU_MS,
-    PROCESS_CPU_MS,
+    STEP_CPU_MS,
     PROCESS_PEAK_RSS_MB,
+    RUN_THREADS,
+    RUN_SETTINGS_DIGEST,
+    FILE_HEAD_SHA256,
     OUTCOME,
     "skull_strip.brain_volume_ml",
     "skull_strip.threshold",
