@@ -198,3 +198,35 @@ fn tool_errors_exit_2_not_1() {
     assert_eq!(code, 2);
     assert!(stderr.contains("junk.jsonl:1"), "{stderr}");
 }
+
+#[test]
+fn an_undecided_span_warns_and_fails_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, cand) = (dir.path().join("base.jsonl"), dir.path().join("cand.jsonl"));
+    let b = durations(20, 100.0, 30.0);
+    // Each subject moved by up to ±40 %: no clear shift, but far too noisy to rule out 5 %.
+    let c: Vec<(f64, f64)> = b
+        .iter()
+        .enumerate()
+        .map(|(i, (s, w))| {
+            let f = [1.4, 0.75, 1.3, 0.85, 1.05][i % 5];
+            (s * f, w * f)
+        })
+        .collect();
+    store(&base, &b);
+    store(&cand, &c);
+    let args = [
+        "--baseline",
+        base.to_str().unwrap(),
+        "--candidate",
+        cand.to_str().unwrap(),
+    ];
+    let (code, stdout, stderr) = compare(&args, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("⚠ inconclusive"), "{stdout}");
+    assert!(stderr.contains("--fail-on-inconclusive"), "{stderr}");
+    let mut strict = args.to_vec();
+    strict.push("--fail-on-inconclusive");
+    let (code, _, _) = compare(&strict, &[]);
+    assert_eq!(code, 1);
+}

@@ -36,39 +36,11 @@ fn gate(args: CompareArgs) -> Result<ExitCode, Failure> {
         normalize_by: args.normalize_by.clone(),
         ..CompareOptions::default()
     };
-    // What a side's source says about its completeness (lost spans, traces not fetched) and
-    // how the two runs differ decide whether the verdict can be trusted: say it where CI logs
-    // show it, and in the report.
-    let mut warnings: Vec<String> = [("baseline", &base_info), ("candidate", &cand_info)]
-        .into_iter()
-        .flat_map(|(name, info)| info.notes.iter().map(move |n| format!("{name}: {n}")))
-        .collect();
-    warnings.extend(
-        guards::differences(&baseline, &candidate)
-            .map_err(|e| Failure::new(ExitCode::Software, e))?,
-    );
-    for w in &warnings {
-        eprintln!("neuro-batch: warning: {w}");
-    }
+    let warnings = warnings(&baseline, &candidate, [&base_info, &cand_info])?;
     let comparisons = compare::compare(&baseline, &candidate, &options)
         .map_err(|e| Failure::new(ExitCode::Software, e))?;
     if comparisons.spans.is_empty() {
-        let why = comparisons
-            .not_compared
-            .iter()
-            .map(|n| format!("{}: {}", n.span, n.reason))
-            .collect::<Vec<_>>();
-        return Err(Failure::new(
-            ExitCode::NoInputs,
-            anyhow!(
-                "the two runs have no span name in common that can be compared{}",
-                if why.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", why.join("; "))
-                }
-            ),
-        ));
+        return Err(nothing_comparable(&comparisons));
     }
     eprintln!(
         "neuro-batch: comparing {} time{}",
@@ -94,24 +66,68 @@ fn gate(args: CompareArgs) -> Result<ExitCode, Failure> {
     if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
         append(Path::new(&summary), &render::compare_markdown(&report))?;
     }
+    Ok(exit_code(&report, args.fail_on_inconclusive))
+}
+
+/// What a side's source says about its completeness (lost spans, traces not fetched) and how
+/// the two runs differ decide whether the verdict can be trusted: said where CI logs show it,
+/// and kept for the report.
+fn warnings(
+    baseline: &SpanTable,
+    candidate: &SpanTable,
+    [base_info, cand_info]: [&SourceInfo; 2],
+) -> Result<Vec<String>, Failure> {
+    let mut warnings: Vec<String> = [("baseline", base_info), ("candidate", cand_info)]
+        .into_iter()
+        .flat_map(|(name, info)| info.notes.iter().map(move |n| format!("{name}: {n}")))
+        .collect();
+    warnings.extend(
+        guards::differences(baseline, candidate)
+            .map_err(|e| Failure::new(ExitCode::Software, e))?,
+    );
+    for w in &warnings {
+        eprintln!("neuro-batch: warning: {w}");
+    }
+    Ok(warnings)
+}
+
+/// No span name both runs have could be compared: say why for each.
+fn nothing_comparable(comparisons: &compare::Comparisons) -> Failure {
+    let why: Vec<String> = comparisons
+        .not_compared
+        .iter()
+        .map(|n| format!("{}: {}", n.span, n.reason))
+        .collect();
+    let why = if why.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", why.join("; "))
+    };
+    Failure::new(
+        ExitCode::NoInputs,
+        anyhow!("the two runs have no span name in common that can be compared{why}"),
+    )
+}
+
+/// 1 for a regression (or an inconclusive span with `--fail-on-inconclusive`), else 0; an
+/// inconclusive span is a warning either way.
+fn exit_code(report: &CompareReport, fail_on_inconclusive: bool) -> ExitCode {
     if !report.inconclusive.is_empty() {
         eprintln!(
             "neuro-batch: warning: inconclusive: {} (more subjects or replicates would decide{})",
             report.inconclusive.join(", "),
-            if args.fail_on_inconclusive {
+            if fail_on_inconclusive {
                 ""
             } else {
                 "; --fail-on-inconclusive makes this exit 1"
             }
         );
     }
-    let failed = !report.regressions.is_empty()
-        || (args.fail_on_inconclusive && !report.inconclusive.is_empty());
-    Ok(if failed {
+    if !report.regressions.is_empty() || (fail_on_inconclusive && !report.inconclusive.is_empty()) {
         ExitCode::SomeFailed
     } else {
         ExitCode::Success
-    })
+    }
 }
 
 /// The metric asked for; `auto` is CPU when both runs have CPU figures.
