@@ -4,6 +4,8 @@
 //! Durations are log-normal (skewed, like run times) with σ = 0.1 on the log scale (CV ≈ 10 %),
 //! n = 20 replicates per side, 200 comparisons per scenario.
 
+use std::collections::BTreeMap;
+
 use neuro_batch_analysis::compare::{CompareOptions, Verdict, compare};
 use neuro_batch_analysis::{AttrValue, Span, SpanTable, Status};
 use rand::SeedableRng;
@@ -14,8 +16,11 @@ fn table(durations_ms: &[f64]) -> SpanTable {
     sized_table(durations_ms, None)
 }
 
-/// Spans of `skull_strip`, with `file.size_mb` when sizes are given.
-fn sized_table(durations_ms: &[f64], sizes_mb: Option<&[f64]>) -> SpanTable {
+/// Spans of `skull_strip`, one per trace, the i-th with `attributes(i)`.
+fn skull_strip_table(
+    durations_ms: &[f64],
+    attributes: impl Fn(usize) -> BTreeMap<String, AttrValue>,
+) -> SpanTable {
     let spans = durations_ms
         .iter()
         .enumerate()
@@ -29,12 +34,19 @@ fn sized_table(durations_ms: &[f64], sizes_mb: Option<&[f64]>) -> SpanTable {
             end_ns: (d * 1e6) as i64,
             status: Status::Ok,
             error_message: None,
-            attributes: sizes_mb
-                .map(|s| [("file.size_mb".to_owned(), AttrValue::Float(s[i]))].into())
-                .unwrap_or_default(),
+            attributes: attributes(i),
         })
         .collect();
     SpanTable::build(spans).unwrap()
+}
+
+/// Spans of `skull_strip`, with `file.size_mb` when sizes are given.
+fn sized_table(durations_ms: &[f64], sizes_mb: Option<&[f64]>) -> SpanTable {
+    skull_strip_table(durations_ms, |i| {
+        sizes_mb
+            .map(|s| [("file.size_mb".to_owned(), AttrValue::Float(s[i]))].into())
+            .unwrap_or_default()
+    })
 }
 
 /// How often each verdict comes out over `runs` comparisons of n = 20 against n = 20, the
@@ -105,23 +117,9 @@ fn spans_without_the_normalizing_key_are_not_compared() {
 
 /// `skull_strip` spans of subjects `00..n`, one per subject, with `bids.subject` (pairable).
 fn subject_table(durations_ms: &[f64]) -> SpanTable {
-    let spans = durations_ms
-        .iter()
-        .enumerate()
-        .map(|(i, d)| Span {
-            trace_id: format!("{i:032x}"),
-            span_id: format!("{i:016x}"),
-            parent_id: None,
-            name: "skull_strip".into(),
-            service: "neuro-batch".into(),
-            start_ns: 0,
-            end_ns: (d * 1e6) as i64,
-            status: Status::Ok,
-            error_message: None,
-            attributes: [("bids.subject".to_owned(), AttrValue::Str(format!("{i:02}")))].into(),
-        })
-        .collect();
-    SpanTable::build(spans).unwrap()
+    skull_strip_table(durations_ms, |i| {
+        [("bids.subject".to_owned(), AttrValue::Str(format!("{i:02}")))].into()
+    })
 }
 
 #[test]
