@@ -3,7 +3,7 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use neuro_batch::stages::grid::flat;
 use neuro_batch::stages::{Grid, bias_correction, normalization, skull_strip};
-use neuro_batch::synth::{PhantomParams, synthesize};
+use neuro_batch::synth::{BiasKind, PhantomParams, synthesize};
 use std::time::Duration;
 
 fn stages(c: &mut Criterion) {
@@ -12,6 +12,7 @@ fn stages(c: &mut Criterion) {
         shape,
         voxel_mm: [1.0; 3],
         bias: 0.4,
+        bias_kind: BiasKind::Smooth { length_mm: 30.0 },
         noise: 0.03,
         gain: 1.0,
         contrast: 1.0,

@@ -2,7 +2,7 @@
 //! (int16 in, float32 out), so `.nii` and `.nii.gz` figures compare directly.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use neuro_batch::synth::{PhantomParams, synthesize};
+use neuro_batch::synth::{BiasKind, PhantomParams, synthesize};
 use neuro_batch::volume::{new_header, read_volume, write_image};
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ fn nifti_io(c: &mut Criterion) {
         shape: [N; 3],
         voxel_mm: [1.0; 3],
         bias: 0.3,
+        bias_kind: BiasKind::Poly,
         noise: 0.03,
         gain: 1.0,
         contrast: 1.0,

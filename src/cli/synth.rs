@@ -1,7 +1,7 @@
 //! The flags of `synth` and `qc`.
 
-use crate::synth::AxisCodes;
-use clap::Args;
+use crate::synth::{AxisCodes, BiasKind};
+use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 
 /// Arguments of `neuro-batch qc`.
@@ -38,6 +38,17 @@ pub struct SynthArgs {
     /// (0.4 = 40 % INU, the field spans 0.8-1.2).
     #[arg(long, default_value_t = 0.3)]
     pub bias: f32,
+    /// Shape of the bias field: `poly` (a gradient and a central bump), `smooth` (that trend
+    /// plus random variation with a correlation length of --bias-length), `coil` (the summed
+    /// sensitivity of a ring of --coils receive loops).
+    #[arg(long, value_enum, default_value_t = BiasKindArg::Poly)]
+    pub bias_kind: BiasKindArg,
+    /// Correlation length of the `smooth` field's variation, mm.
+    #[arg(long, default_value_t = 30.0, value_name = "MM")]
+    pub bias_length: f32,
+    /// Receive loops of the `coil` field.
+    #[arg(long, default_value_t = 8)]
+    pub coils: usize,
     /// Rician noise level as a fraction of white-matter intensity.
     #[arg(long, default_value_t = 0.03)]
     pub noise: f32,
@@ -56,6 +67,30 @@ pub struct SynthArgs {
     /// Write uncompressed .nii instead of .nii.gz.
     #[arg(long)]
     pub no_gzip: bool,
+}
+
+/// `--bias-kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BiasKindArg {
+    /// A linear gradient plus a central bump.
+    Poly,
+    /// The trend plus Gaussian-smoothed random variation.
+    Smooth,
+    /// A receive coil array's summed sensitivities.
+    Coil,
+}
+
+impl SynthArgs {
+    /// The bias field shape the flags ask for.
+    pub fn bias_kind(&self) -> BiasKind {
+        match self.bias_kind {
+            BiasKindArg::Poly => BiasKind::Poly,
+            BiasKindArg::Smooth => BiasKind::Smooth {
+                length_mm: self.bias_length,
+            },
+            BiasKindArg::Coil => BiasKind::Coil { coils: self.coils },
+        }
+    }
 }
 
 /// Parse `A,B,C` into three values.

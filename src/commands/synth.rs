@@ -20,6 +20,12 @@ pub(super) fn synth(args: SynthArgs) -> Result<ExitCode, Failure> {
             "--size-jitter must be in [0,1), --bias in [0,2), --noise >= 0",
         ));
     }
+    let length_ok = args.bias_length >= 1.0 && args.bias_length.is_finite();
+    if !length_ok || !(1..=64).contains(&args.coils) {
+        return Err(usage(
+            "--bias-length must be at least 1 mm, --coils 1 to 64",
+        ));
+    }
     let spec = SynthSpec {
         subjects: args.subjects,
         sessions: args.sessions,
@@ -27,6 +33,7 @@ pub(super) fn synth(args: SynthArgs) -> Result<ExitCode, Failure> {
         voxel_mm: args.voxel_size,
         size_jitter: args.size_jitter,
         bias: args.bias,
+        bias_kind: args.bias_kind(),
         noise: args.noise,
         seed: args.seed,
         gzip: !args.no_gzip,

@@ -1,11 +1,15 @@
-//! Bias-field correction in the manner of N4 (Tustison et al. 2010): on a grid shrunk to
-//! about 4 mm, the log intensities inside the mask are repeatedly sharpened (histogram
-//! deconvolution, [`super::sharpen`]), the residual between image and sharpened image is fit
-//! with a smooth field (a 3-D polynomial, [`super::polyfit`]), until the field stops
-//! changing; the field is then evaluated at full resolution and divided out.
+//! Bias-field correction as N4 does it (Tustison et al. 2010, "N4ITK: improved N3 bias
+//! correction"): on samples taken about every 4 mm inside the mask, the log intensities with
+//! the current field removed are sharpened (histogram deconvolution, [`super::sharpen`]); the
+//! residual between them and their sharpened values is approximated by a cubic B-spline
+//! ([`super::bspline`], Lee, Wolberg & Shin's scattered-data approximation) and added to the
+//! field, until the update stops changing it. Then the control lattice is refined — twice as
+//! many cells per axis — and the loop goes on, level by level, from a lattice spacing of about
+//! 200 mm down to about 25 mm on an adult head. The field, the sum of every level's lattice,
+//! is evaluated at full resolution and divided out.
 
+use super::bspline::{Basis, Lattice, Shape};
 use super::grid::Grid;
-use super::polyfit::Polynomial;
 use super::sharpen::{Sharpening, sharpen};
 use super::{Fact, Facts};
 use rayon::prelude::*;
@@ -16,11 +20,16 @@ use serde::{Deserialize, Serialize};
 pub struct Params {
     /// Sample spacing of the shrunk grid the field is estimated on, mm.
     pub shrink_to_mm: f32,
-    /// Total degree of the polynomial field (3: 20 terms).
-    pub degree: u32,
-    /// Iteration limit.
+    /// Control-point spacing of the first level's lattice, mm (N4's "spline distance"); each
+    /// axis gets at least one cell.
+    pub initial_spacing_mm: f32,
+    /// Fitting levels; each doubles the cells per axis. A level is used only while it has at
+    /// least [`SAMPLES_PER_CONTROL_POINT`] samples per control point.
+    pub levels: usize,
+    /// Iteration limit per level.
     pub max_iterations: usize,
-    /// Converged when the standard deviation of the log-field update falls below this.
+    /// A level has converged when the standard deviation of the log-field update falls below
+    /// this.
     pub convergence: f64,
     /// Histogram sharpening.
     pub sharpening: Sharpening,
@@ -32,7 +41,8 @@ impl Default for Params {
     fn default() -> Self {
         Self {
             shrink_to_mm: 4.0,
-            degree: 3,
+            initial_spacing_mm: 200.0,
+            levels: 4,
             max_iterations: 50,
             convergence: 1e-3,
             sharpening: Sharpening::default(),
@@ -41,6 +51,13 @@ impl Default for Params {
     }
 }
 
+/// Fewest samples per control point for a level to be fit: finer lattices on small images
+/// would follow the anatomy instead of the field.
+pub const SAMPLES_PER_CONTROL_POINT: usize = 4;
+
+/// Fewest samples for any field at all (one coarsest lattice has 64 control points).
+const MIN_SAMPLES: usize = 10 * 64;
+
 /// The corrected image and the field that was divided out.
 #[derive(Debug)]
 pub struct Output {
@@ -48,8 +65,9 @@ pub struct Output {
     pub corrected: Vec<f32>,
     /// The multiplicative field (geometric mean 1 over the mask samples).
     pub field: Vec<f32>,
-    /// Facts: `field_min`, `field_max` (inside the mask), `iterations`, `converged` (0/1),
-    /// `samples` (mask voxels on the shrunk grid).
+    /// Facts: `field_min`, `field_max` (inside the mask), `iterations` (all levels),
+    /// `converged` (0/1: every level converged), `samples` (mask voxels on the shrunk grid),
+    /// `levels` (fit), `control_points` (of the finest lattice).
     pub facts: Facts,
 }
 
@@ -57,11 +75,8 @@ pub struct Output {
 /// With too few usable samples to fit the field, the image is returned unchanged (field 1).
 pub fn correct(image: &[f32], mask: &[u8], grid: &Grid, params: &Params) -> Output {
     let samples = Samples::of(image, mask, grid, params.shrink_to_mm);
-    let fit = fit(&samples, params);
-    let field = match &fit.model {
-        Some((poly, mean)) => field_on_grid(poly, *mean, grid, params.max_gain),
-        None => vec![1f32; grid.len()],
-    };
+    let fit = fit(&samples, grid, params);
+    let field = field_on_grid(&fit, grid, params.max_gain);
     let corrected: Vec<f32> = image.par_iter().zip(&field).map(|(&v, &f)| v / f).collect();
     let (lo, hi) = field
         .iter()
@@ -71,6 +86,10 @@ pub fn correct(image: &[f32], mask: &[u8], grid: &Grid, params: &Params) -> Outp
             (lo.min(f), hi.max(f))
         });
     let (lo, hi) = if lo <= hi { (lo, hi) } else { (1.0, 1.0) };
+    let control_points = fit
+        .lattices
+        .last()
+        .map_or(0, |l| l.shape().control_points());
     Output {
         corrected,
         field,
@@ -80,6 +99,8 @@ pub fn correct(image: &[f32], mask: &[u8], grid: &Grid, params: &Params) -> Outp
             ("iterations", Fact::Int(fit.iterations as i64)),
             ("converged", Fact::Int(i64::from(fit.converged))),
             ("samples", Fact::Int(samples.points.len() as i64)),
+            ("levels", Fact::Int(fit.lattices.len() as i64)),
+            ("control_points", Fact::Int(control_points as i64)),
         ],
     }
 }
@@ -118,79 +139,91 @@ impl Samples {
     }
 }
 
-/// The fitted log field: a polynomial and the mean subtracted from it.
+/// The fitted log field: one lattice per level, and the mean subtracted from their sum.
 struct Fit {
-    model: Option<(Polynomial, f64)>,
+    lattices: Vec<Lattice>,
+    mean: f64,
     iterations: usize,
     converged: bool,
 }
 
-/// N4's loop on the samples: sharpen the log intensities with the current field removed, fit
-/// the residual with a polynomial, repeat until the field stops changing.
-fn fit(samples: &Samples, params: &Params) -> Fit {
+/// N4's loop on the samples, level by level: sharpen the log intensities with the current
+/// field removed, approximate the residual with the level's B-spline and add it to the field,
+/// until the update no longer changes it.
+fn fit(samples: &Samples, grid: &Grid, params: &Params) -> Fit {
     let Samples { points, log_values } = samples;
-    let mut log_field = vec![0f64; points.len()];
     let mut out = Fit {
-        model: None,
+        lattices: Vec::new(),
+        mean: 0.0,
         iterations: 0,
         converged: false,
     };
-    if points.len() < 10 * Polynomial::terms(params.degree) {
+    if points.len() < MIN_SAMPLES {
         return out;
     }
-    for _ in 0..params.max_iterations {
-        out.iterations += 1;
-        let unbiased: Vec<f64> = log_values
-            .iter()
-            .zip(&log_field)
-            .map(|(v, f)| v - f)
-            .collect();
-        let sharpened = sharpen(&unbiased, &params.sharpening);
-        let residual: Vec<f64> = log_values
-            .iter()
-            .zip(&sharpened)
-            .map(|(v, s)| v - s)
-            .collect();
-        let Some(poly) = Polynomial::fit(points, &residual, params.degree) else {
-            break;
-        };
-        let mut update: Vec<f64> = points.iter().map(|p| poly.eval(p)).collect();
-        let mean = update.iter().sum::<f64>() / update.len() as f64;
-        update.iter_mut().for_each(|u| *u -= mean);
-        let change = std_dev(update.iter().zip(&log_field).map(|(u, f)| u - f));
-        log_field = update;
-        out.model = Some((poly, mean));
-        if change < params.convergence {
-            out.converged = true;
+    let extent: [f64; 3] =
+        std::array::from_fn(|a| grid.dims[a].saturating_sub(1) as f64 * grid.spacing[a] as f64);
+    let spacing = params.initial_spacing_mm.max(f32::MIN_POSITIVE) as f64;
+    let first = Shape::new(extent.map(|e| (e / spacing).round() as usize), extent);
+    let mut log_field = vec![0f64; points.len()];
+    let mut all_converged = true;
+    for level in 0..params.levels {
+        let shape = first.refined(1 << level);
+        if points.len() < SAMPLES_PER_CONTROL_POINT * shape.control_points() {
             break;
         }
+        let basis = Basis::new(shape, points);
+        let mut lattice = Lattice::zeros(shape);
+        let mut converged = false;
+        for _ in 0..params.max_iterations {
+            out.iterations += 1;
+            let corrected: Vec<f64> = log_values
+                .iter()
+                .zip(&log_field)
+                .map(|(v, f)| v - f)
+                .collect();
+            let sharpened = sharpen(&corrected, &params.sharpening);
+            let residual: Vec<f64> = corrected
+                .iter()
+                .zip(&sharpened)
+                .map(|(c, s)| c - s)
+                .collect();
+            let update = basis.approximate(&residual);
+            let at_points = basis.evaluate(&update);
+            lattice.add(&update);
+            log_field
+                .iter_mut()
+                .zip(&at_points)
+                .for_each(|(f, u)| *f += u);
+            if std_dev(&at_points) < params.convergence {
+                converged = true;
+                break;
+            }
+        }
+        all_converged &= converged;
+        out.lattices.push(lattice);
     }
+    out.converged = all_converged && !out.lattices.is_empty();
+    out.mean = log_field.iter().sum::<f64>() / log_field.len() as f64;
     out
 }
 
-/// `exp(poly - mean)` at every voxel, the gain clamped to `1/max_gain..max_gain`.
-fn field_on_grid(poly: &Polynomial, mean: f64, grid: &Grid, max_gain: f32) -> Vec<f32> {
-    let [nx, ny, _] = grid.dims;
-    let spacing: [f64; 3] = std::array::from_fn(|a| grid.spacing[a] as f64);
+/// `exp(Σ levels − mean)` at every voxel, the gain clamped to `1/max_gain..max_gain`; 1
+/// everywhere when nothing was fit.
+fn field_on_grid(fit: &Fit, grid: &Grid, max_gain: f32) -> Vec<f32> {
+    let mut field = vec![0f32; grid.len()];
+    for lattice in &fit.lattices {
+        lattice.add_to_grid(grid, &mut field);
+    }
     let max_log = (max_gain as f64).ln();
-    let powers = poly.grid_powers(grid.dims, spacing);
-    let mut field = vec![1f32; grid.len()];
-    field
-        .par_chunks_mut(nx * ny)
-        .enumerate()
-        .for_each(|(z, slab)| {
-            for y in 0..ny {
-                for x in 0..nx {
-                    let f = (poly.eval_on_grid(&powers, x, y, z) - mean).clamp(-max_log, max_log);
-                    slab[x + nx * y] = f.exp() as f32;
-                }
-            }
-        });
+    field.par_iter_mut().for_each(|f| {
+        *f = ((*f as f64 - fit.mean).clamp(-max_log, max_log)).exp() as f32;
+    });
     field
 }
 
-fn std_dev(values: impl Iterator<Item = f64> + Clone) -> f64 {
-    let n = values.clone().count().max(1) as f64;
-    let mean = values.clone().sum::<f64>() / n;
-    (values.map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt()
+fn std_dev(values: &[f64]) -> f64 {
+    let n = values.len().max(1) as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt()
 }

@@ -3,12 +3,12 @@
 //! and reports the facts a person (or a trace) needs to judge it.
 
 pub mod bias_correction;
+pub mod bspline;
 pub mod distance;
 pub mod filter;
 pub mod grid;
 pub mod morphology;
 pub mod normalization;
-pub mod polyfit;
 pub mod sharpen;
 pub mod skull_strip;
 pub mod threshold;

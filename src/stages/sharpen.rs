@@ -10,7 +10,10 @@ use rustfft::num_complex::Complex;
 pub struct Sharpening {
     /// Histogram bins.
     pub bins: usize,
-    /// Full width at half maximum of the blur, in log-intensity units.
+    /// Full width at half maximum of the blur, in log-intensity units: N4's default, 0.15.
+    /// (0.10 gave smaller errors on every synthetic phantom, but doubled them on real anatomy —
+    /// 2.2 % instead of 0.96 % on the MNI152 head with a known smooth field — so the phantoms
+    /// do not choose it.)
     pub fwhm: f64,
     /// Wiener filter noise term.
     pub wiener_noise: f64,

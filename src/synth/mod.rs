@@ -1,14 +1,16 @@
 //! `neuro-batch synth`: a BIDS dataset of head phantoms with ground truth.
 //!
 //! Each subject is a layered head (scalp fat, skull, CSF, folded grey matter, white matter,
-//! ventricles) with partial-volume blur, a smooth multiplicative bias field of known
-//! strength, a per-subject gain and Rician noise, stored as int16 `.nii.gz`. The true brain
+//! ventricles) with partial-volume blur, a multiplicative bias field of known shape
+//! ([`BiasKind`]: low-order, smooth random, or a receive coil array) and strength, a per-subject gain and Rician noise, stored as int16 `.nii.gz`. The true brain
 //! mask, tissue labels (`desc-tissue_dseg`: 1 CSF, 2 GM, 3 WM, 4 scalp/skull) and the true
 //! field go to `derivatives/truth/`.
 
+mod field;
 mod orientation;
 mod phantom;
 
+pub use field::{BiasKind, FieldShape};
 pub use orientation::AxisCodes;
 
 pub use phantom::{Phantom, PhantomParams, synthesize};
@@ -33,6 +35,8 @@ pub struct SynthSpec {
     pub size_jitter: f32,
     /// Bias-field strength: peak-to-peak range inside the brain (0.4 = 40 % INU).
     pub bias: f32,
+    /// Bias-field shape.
+    pub bias_kind: BiasKind,
     /// Rician noise, as a fraction of white-matter intensity.
     pub noise: f32,
     /// Seed; the same seed gives byte-identical datasets.
@@ -123,6 +127,7 @@ fn params(spec: &SynthSpec, seed: u64) -> PhantomParams {
             .map(|d| ((d as f32 * scale).round() as usize).max(8)),
         voxel_mm: spec.voxel_mm,
         bias: spec.bias,
+        bias_kind: spec.bias_kind,
         noise: spec.noise,
         gain: spec.gain.unwrap_or_else(|| 0.7 + 0.6 * rng.random::<f32>()),
         contrast: spec.contrast,

@@ -1,5 +1,6 @@
 //! One head phantom, rendered voxel by voxel from an analytic description.
 
+use super::field::{BiasKind, FieldShape};
 use crate::stages::filter::gaussian;
 use crate::stages::grid::{Grid, to_array};
 use ndarray::Array3;
@@ -16,6 +17,8 @@ pub struct PhantomParams {
     pub voxel_mm: [f32; 3],
     /// Peak-to-peak bias strength.
     pub bias: f32,
+    /// The bias field's shape.
+    pub bias_kind: BiasKind,
     /// Rician noise as a fraction of white matter.
     pub noise: f32,
     /// Overall scanner gain.
@@ -92,13 +95,13 @@ pub fn synthesize(p: &PhantomParams) -> Phantom {
     }
 }
 
-/// The random shape of one phantom: head size, cortical folds, bias direction.
+/// The random shape of one phantom: head size, cortical folds, bias field.
 struct Anatomy {
     semi: [f32; 3],
     centre: [f32; 3],
     /// Ripples of the grey/white boundaries: (θ frequency, φ frequency, phase, amplitude).
     folds: Vec<(f32, f32, f32, f32)>,
-    bias_dir: [f32; 3],
+    field: FieldShape,
 }
 
 /// What one voxel holds.
@@ -123,18 +126,19 @@ impl Anatomy {
                 )
             })
             .collect();
+        // The head fills most of the field of view.
+        let semi = std::array::from_fn(|a| 0.44 * p.shape[a] as f32 * p.voxel_mm[a]);
         Anatomy {
-            // The head fills most of the field of view.
-            semi: std::array::from_fn(|a| 0.44 * p.shape[a] as f32 * p.voxel_mm[a]),
+            semi,
             centre: std::array::from_fn(|a| (p.shape[a] as f32 - 1.0) / 2.0),
             folds,
-            bias_dir: std::array::from_fn(|_| rng.random_range(-1.0..1.0f32)),
+            field: FieldShape::new(p.bias_kind, semi, &mut rng),
         }
     }
 
     fn voxel(&self, p: &PhantomParams, at: [usize; 3]) -> Voxel {
-        let u: [f32; 3] =
-            std::array::from_fn(|a| (at[a] as f32 - self.centre[a]) * p.voxel_mm[a] / self.semi[a]);
+        let mm: [f32; 3] = std::array::from_fn(|a| (at[a] as f32 - self.centre[a]) * p.voxel_mm[a]);
+        let u: [f32; 3] = std::array::from_fn(|a| mm[a] / self.semi[a]);
         let rho = (u[0] * u[0] + u[1] * u[1] + u[2] * u[2]).sqrt();
         let theta = u[2].atan2((u[0] * u[0] + u[1] * u[1]).sqrt());
         let phi = u[1].atan2(u[0]);
@@ -162,15 +166,12 @@ impl Anatomy {
         } else {
             (WM, true, 3)
         };
-        // A smooth shape: a linear gradient along a random direction plus a central bump;
-        // scaled to the requested strength by `scale_field`.
-        let d = self.bias_dir;
-        let g = d[0] * u[0] + d[1] * u[1] + d[2] * u[2];
         Voxel {
             intensity,
             in_brain,
             label,
-            field_shape: 0.6 * g + 0.4 * (-(rho * rho) / 0.5).exp(),
+            // Scaled to the requested strength by `scale_field`.
+            field_shape: self.field.at(u, rho, mm),
         }
     }
 }
