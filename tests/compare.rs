@@ -85,7 +85,7 @@ fn a_slower_write_fails_the_gate_and_the_unchanged_stage_does_not() {
     );
     assert_eq!(code, 1, "{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(report["schema"], "neuro-batch.compare/v2");
+    assert_eq!(report["schema"], "neuro-batch.compare/v3");
     // The subject span contains the write, so it is slower too (by 15 of 130 ms).
     assert_eq!(
         report["regressions"],

@@ -1,9 +1,14 @@
 //! The CI gate on a busy machine: the candidate runs while busy loops hold every core, as on
-//! a shared CI runner. Compared on CPU time (the default when both runs have it), a slower
-//! `write_output` (gzip level 9) is flagged and no stage is; identical code raises fewer
-//! alarms than wall time does. (Measured over 20 rounds, CPU time still raised a false alarm
-//! in 6 rounds on a virtual machine — see the README — so the test does not assert that the
-//! A/A comparison passes: it would fail a correct build in CI about one run in three.)
+//! a shared CI runner, and the baseline ran on a quiet one. Compared with the defaults (CPU
+//! time, relative to each subject's other steps), a slower `write_output` (gzip level 9) is
+//! flagged and no computing stage is, and identical code flags no computing stage.
+//!
+//! With the release binary (what the CI recipe runs) identical code passed outright in 30 of 30
+//! such rounds (README). This test runs the debug binary, whose own code is built at
+//! opt-level 1 and its gzip and NIfTI dependencies at 3: there the two steps that are mostly
+//! dependency code and kernel I/O (`load_file`, `write_output`) move against the stages under
+//! load by up to ×2 and were flagged on identical code in 3 of 11 runs, so for them it asserts
+//! only the gzip-9 catch.
 
 mod common;
 
@@ -79,6 +84,18 @@ fn compare(base: &Path, cand: &Path) -> (i32, Value, String) {
     (code, report, stderr)
 }
 
+/// The stages that compute, in our own code.
+const COMPUTING: [&str; 3] = ["skull_strip", "bias_correction", "normalization"];
+
+fn regressions(report: &Value) -> Vec<&str> {
+    report["regressions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect()
+}
+
 fn verdicts(report: &Value) -> Vec<(String, String, String)> {
     report["spans"]
         .as_array()
@@ -95,7 +112,7 @@ fn verdicts(report: &Value) -> Vec<(String, String, String)> {
 }
 
 #[test]
-fn under_load_a_slower_write_is_caught_and_identical_code_beats_wall_time() {
+fn under_load_a_slower_write_is_caught_and_no_computing_stage_is_flagged() {
     let dir = tempfile::tempdir().unwrap();
     let bids = dir.path().join("bids");
     let (code, _, stderr) = outcome(
@@ -124,22 +141,25 @@ fn under_load_a_slower_write_is_caught_and_identical_code_beats_wall_time() {
 
     let (_, report, stderr) = compare(&base, &same);
     assert_eq!(report["metric"], "cpu", "{stderr}");
-    let spans = report["spans"].as_array().unwrap();
-    let on_cpu = spans
-        .iter()
-        .filter(|s| s["verdict"] == "regression")
-        .count();
-    let on_wall = spans
-        .iter()
-        .filter(|s| s["wall"]["verdict"] == "regression")
-        .count();
+    let flagged = regressions(&report);
+    for stage in COMPUTING {
+        assert!(
+            !flagged.contains(&stage),
+            "A/A under load: {stage} flagged: {:#?}",
+            verdicts(&report)
+        );
+    }
+    // What the load did to every step is measured, not hidden.
     assert!(
-        on_cpu == 0 || on_cpu < on_wall,
-        "A/A under load: CPU time no better than wall time: {:#?}",
-        verdicts(&report)
+        report["run_shift"]["ratio"].as_f64().unwrap() > 0.0,
+        "{stderr}"
     );
     assert!(
-        report["warnings"].as_array().unwrap().is_empty(),
+        report["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w.as_str().unwrap().contains("moved together")),
         "{}",
         report["warnings"]
     );
@@ -147,20 +167,10 @@ fn under_load_a_slower_write_is_caught_and_identical_code_beats_wall_time() {
     let (code, report, _) = compare(&base, &slower);
     let v = verdicts(&report);
     assert_eq!(code, 1, "gzip 9 under load: {v:#?}");
-    let regressions: Vec<&str> = report["regressions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_str().unwrap())
-        .collect();
-    assert!(regressions.contains(&"write_output"), "{v:#?}");
-    for stage in [
-        "load_file",
-        "skull_strip",
-        "bias_correction",
-        "normalization",
-    ] {
-        assert!(!regressions.contains(&stage), "{stage} flagged: {v:#?}");
+    let flagged = regressions(&report);
+    assert!(flagged.contains(&"write_output"), "{v:#?}");
+    for stage in COMPUTING {
+        assert!(!flagged.contains(&stage), "{stage} flagged: {v:#?}");
     }
     // The gzip level is a setting: the report says the runs differ in it.
     assert!(

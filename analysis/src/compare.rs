@@ -34,6 +34,13 @@
 //! the two for the same data (medians waste information): at n = 20 per side and 10 % noise it
 //! found a 20 % slowdown in 97 % of 2000 simulations, the median interval in 188 of 200.
 //!
+//! **Relative to the run** (the default, [`CompareOptions::relative`]): with pairs and at least
+//! three leaf steps, each span's log ratio is taken relative to the same subject's other steps,
+//! so what moved every step alike — a busier machine — cancels out, and is reported once as the
+//! [`RunShift`] (see [`crate::shift`]), whose size also widens the minimum effect of these
+//! verdicts, as steps feel a busy machine unevenly. The shift in ms stays the raw median
+//! difference.
+//!
 //! With `normalize_by` (e.g. `file.size_mb`), durations are divided by that attribute first
 //! (ms per MB), for runs whose inputs differ.
 
@@ -43,6 +50,7 @@ use serde::Serialize;
 
 use std::collections::HashMap;
 
+use crate::shift::{self, Reference, RunShift};
 use crate::stats;
 use crate::table::{self, SpanTable, TableError, Values};
 
@@ -102,6 +110,9 @@ pub struct CompareOptions {
     pub resamples: usize,
     /// Seed of the bootstrap (the same inputs give the same interval).
     pub seed: u64,
+    /// With pairs, compare each span relative to the same subject's other steps (see
+    /// [`crate::shift`]); `false` compares absolute figures.
+    pub relative: bool,
 }
 
 impl Default for CompareOptions {
@@ -113,6 +124,7 @@ impl Default for CompareOptions {
             normalize_by: None,
             resamples: 2000,
             seed: 0x6e62,
+            relative: true,
         }
     }
 }
@@ -221,6 +233,8 @@ pub struct Comparisons {
     pub spans: Vec<SpanComparison>,
     /// Span names in both runs left out.
     pub not_compared: Vec<NotCompared>,
+    /// What moved every step alike, when the spans were compared relative to it.
+    pub run_shift: Option<RunShift>,
 }
 
 /// Every span name present in both runs, compared on `options.metric` (and, for CPU, on wall
@@ -256,6 +270,65 @@ fn compare_on(
     candidate: &SpanTable,
     options: &CompareOptions,
 ) -> Result<Comparisons, TableError> {
+    let (compared, not_compared) = samples(baseline, candidate, options)?;
+    let unit = match &options.normalize_by {
+        Some(key) => format!("ms/{}", unit_of(key).name_or(key)),
+        None => "ms".to_owned(),
+    };
+    let m = compared.len().max(1);
+    let needed = min_n(options.alpha, m);
+    let needed_pairs = min_pairs(options.alpha, m);
+    // Pair when (nearly) every replicate has its counterpart: then the subjects' differences
+    // cancel out.
+    let paired = |(_, b, c, pairs): &Compared| {
+        pairs.len() >= needed_pairs && pairs.len() * 5 >= 4 * b.values.len().min(c.values.len())
+    };
+    let reference = options
+        .relative
+        .then(|| reference(baseline, &compared, paired))
+        .transpose()?
+        .flatten();
+    let run_shift = reference.as_ref().and_then(|r| RunShift::of(r, options));
+    // Relative verdicts allow for steps feeling the load unevenly (see `crate::shift`).
+    let options = &CompareOptions {
+        min_effect: run_shift
+            .as_ref()
+            .map_or(options.min_effect, |s| s.min_effect),
+        ..options.clone()
+    };
+    let mut out: Vec<SpanComparison> = compared
+        .iter()
+        .map(|entry| {
+            let (name, b, c, pairs) = entry;
+            let paired = paired(entry).then(|| Paired::of(name, pairs, reference.as_ref()));
+            one(
+                name,
+                &b.values,
+                &c.values,
+                paired.as_ref(),
+                &unit,
+                needed,
+                options,
+            )
+        })
+        .collect();
+    decide(&mut out, options);
+    Ok(Comparisons {
+        spans: out,
+        not_compared,
+        run_shift,
+    })
+}
+
+/// One span name's figures on both sides, and the pairs among them.
+type Compared = (String, Sample, Sample, Vec<Pair>);
+
+/// The figures of every span name both runs have, or why a name has none.
+fn samples(
+    baseline: &SpanTable,
+    candidate: &SpanTable,
+    options: &CompareOptions,
+) -> Result<(Vec<Compared>, Vec<NotCompared>), TableError> {
     let base_names = baseline.span_names()?;
     let cand_names = candidate.span_names()?;
     let mut compared = Vec::new();
@@ -266,28 +339,36 @@ fn compare_on(
         match b.and_then(|b| Ok((b, c?))) {
             Ok((b, c)) => {
                 let pairs = pairs(&b, &c);
-                compared.push((name, b.values, c.values, pairs));
+                compared.push((name, b, c, pairs));
             }
             Err(reason) => not_compared.push(NotCompared { span: name, reason }),
         }
     }
-    let unit = match &options.normalize_by {
-        Some(key) => format!("ms/{}", unit_of(key).name_or(key)),
-        None => "ms".to_owned(),
-    };
-    let m = compared.len().max(1);
-    let needed = min_n(options.alpha, m);
-    let needed_pairs = min_pairs(options.alpha, m);
-    let mut out: Vec<SpanComparison> = compared
+    Ok((compared, not_compared))
+}
+
+/// The paired leaf steps' log ratios per subject, when there are at least
+/// [`shift::MIN_LEAVES`] such steps to compare each span against.
+fn reference(
+    baseline: &SpanTable,
+    compared: &[Compared],
+    paired: impl Fn(&Compared) -> bool,
+) -> Result<Option<Reference>, TableError> {
+    let leaves = shift::leaf_names(baseline)?;
+    let mut reference = Reference::default();
+    for entry in compared
         .iter()
-        .map(|(name, b, c, pairs)| {
-            // Pair when (nearly) every replicate has its counterpart: then the subjects'
-            // differences cancel out.
-            let paired = pairs.len() >= needed_pairs && pairs.len() * 5 >= 4 * b.len().min(c.len());
-            let pairs = paired.then_some(pairs.as_slice());
-            one(name, b, c, pairs, &unit, needed, options)
-        })
-        .collect();
+        .filter(|e| leaves.contains(&e.0) && paired(e))
+    {
+        for p in &entry.3 {
+            reference.add(&p.subject, &entry.0, p.log_ratio());
+        }
+    }
+    Ok((reference.steps().len() >= shift::MIN_LEAVES).then_some(reference))
+}
+
+/// Benjamini-Hochberg across the tested names, then each verdict.
+fn decide(out: &mut [SpanComparison], options: &CompareOptions) {
     let tested: Vec<usize> = (0..out.len()).filter(|&i| out[i].p.is_some()).collect();
     let q = stats::benjamini_hochberg(
         &tested
@@ -304,36 +385,85 @@ fn compare_on(
         }
         c.summary = summary(c, options);
     }
-    Ok(Comparisons {
-        spans: out,
-        not_compared,
-    })
 }
 
 /// The figures of one span name on one side, each with the replicate it belongs to.
 struct Sample {
     values: Vec<f64>,
-    /// `subject/file#k` (the k-th span of the name for that file), when the spans say.
-    keys: Vec<Option<String>>,
+    /// The replicate of each figure, when the spans say.
+    keys: Vec<Option<Replicate>>,
+}
+
+/// Which replicate a span is: `subject/file#k` (the k-th span of the name for that file).
+#[derive(Debug, Clone)]
+struct Replicate {
+    key: String,
+    subject: String,
+}
+
+/// A replicate's figure on both sides.
+struct Pair {
+    subject: String,
+    base: f64,
+    cand: f64,
+}
+
+impl Pair {
+    fn log_ratio(&self) -> f64 {
+        let ln = |x: f64| x.max(f64::MIN_POSITIVE).ln();
+        ln(self.cand) - ln(self.base)
+    }
+}
+
+/// What a paired comparison tests: log ratios (relative to the subject's other steps when
+/// there is a reference) and the raw differences.
+struct Paired {
+    log_ratios: Vec<f64>,
+    diffs: Vec<f64>,
+}
+
+impl Paired {
+    /// Pairs without a reference (their subject has too few other steps) are left out of a
+    /// relative comparison.
+    fn of(name: &str, pairs: &[Pair], reference: Option<&Reference>) -> Paired {
+        let log_ratios = pairs
+            .iter()
+            .filter_map(|p| match reference {
+                Some(r) => Some(p.log_ratio() - r.of(&p.subject, name)?),
+                None => Some(p.log_ratio()),
+            })
+            .collect();
+        Paired {
+            log_ratios,
+            diffs: pairs.iter().map(|p| p.cand - p.base).collect(),
+        }
+    }
 }
 
 /// Replicates of both sides that belong together: same subject, file and occurrence.
-fn pairs(base: &Sample, cand: &Sample) -> Vec<(f64, f64)> {
+fn pairs(base: &Sample, cand: &Sample) -> Vec<Pair> {
     let index: HashMap<&str, f64> = base
         .keys
         .iter()
         .zip(&base.values)
-        .filter_map(|(k, v)| Some((k.as_deref()?, *v)))
+        .filter_map(|(k, v)| Some((k.as_ref()?.key.as_str(), *v)))
         .collect();
     cand.keys
         .iter()
         .zip(&cand.values)
-        .filter_map(|(k, v)| Some((*index.get(k.as_deref()?)?, *v)))
+        .filter_map(|(k, v)| {
+            let k = k.as_ref()?;
+            Some(Pair {
+                subject: k.subject.clone(),
+                base: *index.get(k.key.as_str())?,
+                cand: *v,
+            })
+        })
         .collect()
 }
 
-/// The replicate key of each row: subject, file name and occurrence, where the table has them.
-fn replicate_keys(rows: &SpanTable) -> Result<Vec<Option<String>>, TableError> {
+/// The replicate of each row: subject, file name and occurrence, where the table has them.
+fn replicate_keys(rows: &SpanTable) -> Result<Vec<Option<Replicate>>, TableError> {
     if !rows.has_column(SUBJECT) {
         return Ok(vec![None; rows.len()]);
     }
@@ -348,10 +478,14 @@ fn replicate_keys(rows: &SpanTable) -> Result<Vec<Option<String>>, TableError> {
         .into_iter()
         .zip(files)
         .map(|(s, f)| {
-            let key = format!("{}/{}", s?, f.unwrap_or_default());
+            let subject = s?;
+            let key = format!("{subject}/{}", f.unwrap_or_default());
             let k = seen.entry(key.clone()).or_default();
             *k += 1;
-            Some(format!("{key}#{k}"))
+            Some(Replicate {
+                key: format!("{key}#{k}"),
+                subject,
+            })
         })
         .collect())
 }
@@ -390,7 +524,7 @@ fn values(
                 .collect()
         }
     };
-    let (values, keys): (Vec<f64>, Vec<Option<String>>) = per
+    let (values, keys): (Vec<f64>, Vec<Option<Replicate>>) = per
         .into_iter()
         .zip(keys)
         .filter_map(|(v, k)| Some((v?, k)))
@@ -431,7 +565,7 @@ fn one(
     name: &str,
     base: &[f64],
     cand: &[f64],
-    pairs: Option<&[(f64, f64)]>,
+    paired: Option<&Paired>,
     unit: &str,
     needed: usize,
     options: &CompareOptions,
@@ -471,17 +605,15 @@ fn one(
     c.ratio_ci = bootstrap_ratio(base, cand, options);
     let ln = |x: f64| x.max(f64::MIN_POSITIVE).ln();
     let log = |v: &[f64]| -> Vec<f64> { v.iter().map(|&x| ln(x)).collect() };
-    let estimate = match pairs {
-        Some(pairs) => {
-            c.paired = pairs.len();
-            let log_ratios: Vec<f64> = pairs.iter().map(|&(b, c)| ln(c) - ln(b)).collect();
-            let sr = stats::wilcoxon(&log_ratios);
+    let estimate = match paired {
+        Some(paired) => {
+            c.paired = paired.log_ratios.len();
+            let sr = stats::wilcoxon(&paired.log_ratios);
             c.u = sr.map(|s| s.w_plus);
             // Ties everywhere (every ratio exactly 1): no evidence of a change at all.
             c.p = Some(sr.map_or(1.0, |s| s.p));
-            let diffs: Vec<f64> = pairs.iter().map(|&(b, c)| c - b).collect();
-            c.shift = Some(stats::median(&diffs));
-            stats::walsh_ci(&log_ratios, options.alpha)
+            c.shift = Some(stats::median(&paired.diffs));
+            stats::walsh_ci(&paired.log_ratios, options.alpha)
         }
         None => {
             let mw = stats::mann_whitney(cand, base);
@@ -527,7 +659,8 @@ fn bootstrap_ratio(base: &[f64], cand: &[f64], options: &CompareOptions) -> Opti
     ))
 }
 
-fn verdict(q: f64, ci: Option<(f64, f64)>, options: &CompareOptions) -> Verdict {
+/// The verdict an interval and a (corrected) p-value give.
+pub(crate) fn verdict(q: f64, ci: Option<(f64, f64)>, options: &CompareOptions) -> Verdict {
     let (slower, faster) = (1.0 + options.min_effect, 1.0 / (1.0 + options.min_effect));
     match ci {
         Some((lo, _)) if q < options.alpha && lo > slower => Verdict::Regression,
@@ -636,7 +769,7 @@ mod tests {
 }
 
 /// Version tag of the comparison's JSON shape.
-pub const SCHEMA: &str = "neuro-batch.compare/v2";
+pub const SCHEMA: &str = "neuro-batch.compare/v3";
 
 /// A whole comparison, as `neuro-batch compare` prints it (stable JSON).
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -663,6 +796,9 @@ pub struct CompareReport {
     pub regressions: Vec<String>,
     /// Span names with an inconclusive verdict.
     pub inconclusive: Vec<String>,
+    /// What moved every step of a subject alike; present when the spans were compared
+    /// relative to it ([`crate::shift`]).
+    pub run_shift: Option<RunShift>,
     /// Differences between the two runs that make the comparison doubtful (subjects, inputs,
     /// threads, settings), and notes from the sources.
     pub warnings: Vec<String>,
@@ -675,8 +811,9 @@ impl CompareReport {
         candidate: crate::SourceInfo,
         options: &CompareOptions,
         comparisons: Comparisons,
-        warnings: Vec<String>,
+        mut warnings: Vec<String>,
     ) -> Self {
+        warnings.extend(comparisons.run_shift.as_ref().and_then(RunShift::warning));
         let with = |v: Verdict| -> Vec<String> {
             comparisons
                 .spans
@@ -697,6 +834,7 @@ impl CompareReport {
             inconclusive: with(Verdict::Inconclusive),
             spans: comparisons.spans,
             not_compared: comparisons.not_compared,
+            run_shift: comparisons.run_shift,
             warnings,
         }
     }

@@ -12,6 +12,7 @@ pub mod otlp_json;
 pub mod rank;
 pub mod render;
 pub mod report;
+pub mod shift;
 pub mod source;
 pub mod span;
 pub mod stats;

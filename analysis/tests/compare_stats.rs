@@ -204,3 +204,110 @@ fn operating_characteristics() {
         );
     }
 }
+
+/// 16 subjects, each a `process_subject` root with four steps; subject `s`'s steps take
+/// `base(step) × size(s)` ms, times `factor(step)` and 2 % noise on the candidate side.
+fn subject_steps_table(seed: u64, factor: impl Fn(&str) -> f64) -> SpanTable {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let noise = LogNormal::new(0.0, 0.02).unwrap();
+    let mut spans = Vec::new();
+    let span = |trace: usize, id: usize, parent: Option<usize>, name: &str, ms: f64| Span {
+        trace_id: format!("{trace:032x}"),
+        span_id: format!("{id:016x}"),
+        parent_id: parent.map(|p| format!("{p:016x}")),
+        name: name.into(),
+        service: "neuro-batch".into(),
+        start_ns: 0,
+        end_ns: (ms * 1e6) as i64,
+        status: Status::Ok,
+        error_message: None,
+        attributes: [(
+            "bids.subject".to_owned(),
+            AttrValue::Str(format!("{trace:02}")),
+        )]
+        .into(),
+    };
+    for s in 0..16 {
+        let size = 1.0 + s as f64 / 8.0;
+        let root = s * 10 + 1;
+        let mut total = 0.0;
+        for (k, (step, base)) in [("a", 40.0), ("b", 90.0), ("c", 30.0), ("d", 60.0)]
+            .into_iter()
+            .enumerate()
+        {
+            let ms = base * size * factor(step) * noise.sample(&mut rng);
+            total += ms;
+            spans.push(span(s, root + 1 + k, Some(root), step, ms));
+        }
+        spans.push(span(s, root, None, "process_subject", total));
+    }
+    SpanTable::build(spans).unwrap()
+}
+
+#[test]
+fn a_busier_machine_moves_every_step_and_is_reported_not_flagged() {
+    let base = subject_steps_table(1, |_| 1.0);
+    let busy = subject_steps_table(2, |_| 1.3);
+    let result = compare(&base, &busy, &CompareOptions::default()).unwrap();
+    for s in &result.spans {
+        assert_ne!(s.verdict, Verdict::Regression, "{}", s.summary);
+    }
+    let shift = result.run_shift.expect("four paired leaf steps");
+    assert_eq!(shift.steps, ["a", "b", "c", "d"]);
+    assert!((shift.ratio - 1.3).abs() < 0.03, "{shift:?}");
+    assert!(shift.warning().is_some());
+    // Compared absolutely, the same data is a regression everywhere.
+    let absolute = CompareOptions {
+        relative: false,
+        ..CompareOptions::default()
+    };
+    let result = compare(&base, &busy, &absolute).unwrap();
+    assert!(result.run_shift.is_none());
+    assert!(
+        result
+            .spans
+            .iter()
+            .all(|s| s.verdict == Verdict::Regression)
+    );
+}
+
+#[test]
+fn one_slower_step_stands_out_on_a_busier_machine() {
+    let base = subject_steps_table(3, |_| 1.0);
+    let cand = subject_steps_table(4, |step| if step == "c" { 1.3 * 1.5 } else { 1.3 });
+    let result = compare(&base, &cand, &CompareOptions::default()).unwrap();
+    let verdict = |name: &str| {
+        result
+            .spans
+            .iter()
+            .find(|s| s.span == name)
+            .unwrap()
+            .verdict
+    };
+    assert_eq!(verdict("c"), Verdict::Regression);
+    for step in ["a", "b", "d"] {
+        assert_ne!(verdict(step), Verdict::Regression, "{step}");
+    }
+    // The slower step does not drag the shift: it is the median of four steps.
+    let shift = result.run_shift.unwrap();
+    assert!((shift.ratio - 1.3).abs() < 0.1, "{shift:?}");
+}
+
+#[test]
+fn a_step_that_feels_the_load_more_is_not_a_regression() {
+    // Under a ×1.3 shift, one memory-bound step slowing 12 % more than the others is the
+    // machine, not the code: the minimum effect is widened to half the shift (×1.14).
+    let base = subject_steps_table(5, |_| 1.0);
+    let busy = subject_steps_table(6, |step| if step == "b" { 1.3 * 1.12 } else { 1.3 });
+    let result = compare(&base, &busy, &CompareOptions::default()).unwrap();
+    let shift = result.run_shift.as_ref().unwrap();
+    assert!((shift.min_effect - 0.14).abs() < 0.01, "{shift:?}");
+    for s in &result.spans {
+        assert_ne!(s.verdict, Verdict::Regression, "{}", s.summary);
+    }
+    // On a quiet machine the same 12 % is one.
+    let cand = subject_steps_table(6, |step| if step == "b" { 1.12 } else { 1.0 });
+    let result = compare(&base, &cand, &CompareOptions::default()).unwrap();
+    let b = result.spans.iter().find(|s| s.span == "b").unwrap();
+    assert_eq!(b.verdict, Verdict::Regression, "{}", b.summary);
+}

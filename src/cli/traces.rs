@@ -146,7 +146,7 @@ pub enum CompareFormat {
     Table,
     /// GitHub-flavoured Markdown.
     Markdown,
-    /// JSON (schema neuro-batch.compare/v2).
+    /// JSON (schema neuro-batch.compare/v3).
     Json,
 }
 
@@ -193,9 +193,15 @@ pub struct CompareArgs {
     /// also sees I/O (the other is shown beside it).
     #[arg(long, value_enum, default_value_t = CompareMetric::Auto)]
     pub metric: CompareMetric,
-    /// Exit 1 when a span is inconclusive (by default that is a warning and exit 0).
+    /// Exit 1 when a span is inconclusive, or every step moved together beyond the minimum
+    /// effect (by default those are warnings and exit 0).
     #[arg(long)]
     pub fail_on_inconclusive: bool,
+    /// Compare absolute figures. By default, when both runs processed the same subjects, each
+    /// span is compared relative to the same subject's other steps, so that a busier machine,
+    /// which moves every step alike, is not called a regression (the shift is reported).
+    #[arg(long)]
+    pub absolute: bool,
     /// Only these span names (default: every name in both runs).
     #[arg(long, num_args = 1.., value_name = "NAME")]
     pub spans: Vec<String>,

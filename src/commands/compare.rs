@@ -34,6 +34,7 @@ fn gate(args: CompareArgs) -> Result<ExitCode, Failure> {
         alpha: args.alpha,
         min_effect: args.min_effect,
         normalize_by: args.normalize_by.clone(),
+        relative: !args.absolute,
         ..CompareOptions::default()
     };
     let warnings = warnings(&baseline, &candidate, [&base_info, &cand_info])?;
@@ -109,9 +110,13 @@ fn nothing_comparable(comparisons: &compare::Comparisons) -> Failure {
     )
 }
 
-/// 1 for a regression (or an inconclusive span with `--fail-on-inconclusive`), else 0; an
-/// inconclusive span is a warning either way.
+/// 1 for a regression (or, with `--fail-on-inconclusive`, an inconclusive span or a run shift
+/// beyond the minimum effect), else 0; those are warnings either way.
 fn exit_code(report: &CompareReport, fail_on_inconclusive: bool) -> ExitCode {
+    let shifted = report
+        .run_shift
+        .as_ref()
+        .is_some_and(|s| s.is_beyond_minimum());
     if !report.inconclusive.is_empty() {
         eprintln!(
             "neuro-batch: warning: inconclusive: {} (more subjects or replicates would decide{})",
@@ -123,7 +128,8 @@ fn exit_code(report: &CompareReport, fail_on_inconclusive: bool) -> ExitCode {
             }
         );
     }
-    if !report.regressions.is_empty() || (fail_on_inconclusive && !report.inconclusive.is_empty()) {
+    let undecided = !report.inconclusive.is_empty() || shifted;
+    if !report.regressions.is_empty() || (fail_on_inconclusive && undecided) {
         ExitCode::SomeFailed
     } else {
         ExitCode::Success

@@ -81,6 +81,10 @@ fn notes(report: &CompareReport) -> Vec<String> {
             report.min_effect * 100.0
         ));
     }
+    // Beyond the minimum effect the shift is a warning already.
+    if let Some(shift) = report.run_shift.as_ref().filter(|s| !s.is_beyond_minimum()) {
+        out.push(format!("run shift: {}", shift.summary()));
+    }
     out.extend(report.warnings.iter().map(|w| format!("⚠ {w}")));
     out
 }
