@@ -133,6 +133,11 @@ pub struct RunArgs {
     /// OTLP protocol [default: OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf].
     #[arg(long, value_enum)]
     pub otlp_protocol: Option<ProtocolArg>,
+    /// Push the run's final metrics (files by outcome, step durations, run duration) to this
+    /// Prometheus Pushgateway when the run ends, e.g. http://pushgateway:9091; a failed push
+    /// is a warning [default: NEURO_BATCH_METRICS_PUSH].
+    #[arg(long, value_name = "URL")]
+    pub metrics_push: Option<String>,
     /// Write the local trace file (OTLP JSON lines, kept whatever else is configured) here
     /// [default: OUTPUT_DIR/logs/traces-<run-id>.jsonl].
     #[arg(long, value_name = "PATH")]
@@ -247,6 +252,19 @@ pub struct ExportFlags {
     pub otlp_endpoint: Option<String>,
     /// `--otlp-protocol`.
     pub otlp_protocol: Option<Protocol>,
+    /// `--metrics-push`.
+    pub metrics_push: Option<String>,
+}
+
+impl RunArgs {
+    /// Where this run's traces and metrics go, as flags to pass on to array tasks.
+    pub fn export(&self) -> ExportFlags {
+        ExportFlags {
+            otlp_endpoint: self.otlp_endpoint.clone(),
+            otlp_protocol: self.otlp_protocol.map(Protocol::from),
+            metrics_push: self.metrics_push.clone(),
+        }
+    }
 }
 
 /// The `neuro-batch run` command line that does what `config` says (without `--shard`, which
@@ -294,6 +312,9 @@ pub fn run_command_line(exe: &Path, config: &RunConfig, export: &ExportFlags) ->
     }
     if let Some(p) = export.otlp_protocol {
         c.extend(["--otlp-protocol".into(), p.as_str().into()]);
+    }
+    if let Some(url) = &export.metrics_push {
+        c.push(format!("--metrics-push={url}"));
     }
     c
 }
@@ -358,6 +379,8 @@ mod tests {
                 "--otlp-endpoint",
                 "--otlp-protocol",
                 "grpc",
+                "--metrics-push",
+                "http://pushgateway:9091",
             ],
         ];
         for case in cases {
@@ -367,15 +390,12 @@ mod tests {
                 .collect();
             let args = parse(&argv);
             let config = args.config(|_| None).unwrap();
-            let export = ExportFlags {
-                otlp_endpoint: args.otlp_endpoint.clone(),
-                otlp_protocol: args.otlp_protocol.map(Protocol::from),
-            };
-            let line = run_command_line(Path::new("/bin/neuro-batch"), &config, &export);
+            let line = run_command_line(Path::new("/bin/neuro-batch"), &config, &args.export());
             let again = parse(&line);
             assert_eq!(again.config(|_| None).unwrap(), config, "{line:?}");
             assert_eq!(again.otlp_endpoint, args.otlp_endpoint, "{line:?}");
             assert_eq!(again.otlp_protocol, args.otlp_protocol, "{line:?}");
+            assert_eq!(again.metrics_push, args.metrics_push, "{line:?}");
         }
     }
 

@@ -7,12 +7,14 @@ use crate::derivatives::layout;
 use crate::engine::RunConfig;
 use crate::engine::batch::{self, Finished, Planned, RunContext};
 use crate::engine::cancel::CancelToken;
-use crate::engine::report::Outcome;
+use crate::engine::report::{Outcome, RunReport};
 use crate::error::{ExitCode, Failure};
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::pushgateway::Pushgateway;
 use crate::telemetry::{self, Telemetry};
 use anyhow::{Context as _, anyhow};
 use opentelemetry::trace::SpanContext;
+use std::time::Duration;
 
 pub(super) fn run(args: RunArgs, globals: Globals) -> Result<ExitCode, Failure> {
     // First, so that a signal at any moment of the run ends it the same way.
@@ -68,6 +70,7 @@ fn run_with(
     cancel: &CancelToken,
 ) -> Result<ExitCode, Failure> {
     let batch_link = batch_link(args)?;
+    let pushgateway = pushgateway(args)?;
     let batch = match batch::prepare(config).map_err(batch_failure)? {
         Planned::Batch(batch) => batch,
         Planned::EmptyShard { subjects } => {
@@ -101,6 +104,9 @@ fn run_with(
         .map_err(batch_failure)?;
     let report = &finished.report;
     print_summary(&finished, telemetry);
+    if let Some(gateway) = &pushgateway {
+        push_metrics(gateway, report);
+    }
     if args.format == Format::Json {
         println!(
             "{}",
@@ -114,6 +120,30 @@ fn run_with(
         Outcome::SomeFailed => ExitCode::SomeFailed,
     })
 }
+
+/// `--metrics-push`, else `NEURO_BATCH_METRICS_PUSH`; a malformed URL is a usage error.
+fn pushgateway(args: &RunArgs) -> Result<Option<Pushgateway>, Failure> {
+    args.metrics_push
+        .clone()
+        .or_else(|| std::env::var(PUSH_VARIABLE).ok().filter(|v| !v.is_empty()))
+        .map(|url| Pushgateway::parse(&url))
+        .transpose()
+        .map_err(|e| Failure::new(ExitCode::Usage, anyhow::Error::new(e)))
+}
+
+/// Pushes the run's metrics; a failure is one warning, never a failed run.
+fn push_metrics(gateway: &Pushgateway, report: &RunReport) {
+    match gateway.push(report, PUSH_TIMEOUT) {
+        Ok(()) => tracing::info!("metrics pushed to {}", gateway.group_url(report)),
+        Err(e) => eprintln!("neuro-batch: warning: {e}"),
+    }
+}
+
+/// The variable `--metrics-push` defaults to.
+const PUSH_VARIABLE: &str = "NEURO_BATCH_METRICS_PUSH";
+
+/// How long the push may take: a hung Pushgateway must not hold a finished batch.
+const PUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The batch the run belongs to (`--traceparent`, else `TRACEPARENT`); a bad flag is a usage
 /// error, a bad variable a warning.

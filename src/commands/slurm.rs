@@ -2,7 +2,7 @@
 //! together by one trace context, and (with --wait) merge their reports.
 
 use super::{Globals, batch_failure, new_run_id, telemetry_for};
-use crate::cli::{ExportFlags, SlurmArgs, run_command_line};
+use crate::cli::{SlurmArgs, run_command_line};
 use crate::derivatives::{layout, prepare_output_root};
 use crate::engine::RunConfig;
 use crate::engine::batch::{self, BatchError};
@@ -60,11 +60,7 @@ fn slurm_job(args: &SlurmArgs, config: &RunConfig, batch_id: &str) -> Result<Exi
         bids_dir: dataset.root.clone(),
         ..config.clone()
     };
-    let export = ExportFlags {
-        otlp_endpoint: args.run.otlp_endpoint.clone(),
-        otlp_protocol: args.run.otlp_protocol.map(Into::into),
-    };
-    let mut command = run_command_line(&exe, &task_config, &export);
+    let mut command = run_command_line(&exe, &task_config, &args.run.export());
     if let Some(launcher) = &args.launcher {
         command.splice(..1, launcher.0.iter().cloned());
     }

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod names;
 pub mod otlp;
 mod processors;
+pub mod pushgateway;
 pub mod usage;
 
 pub use logs::LogFormat;

