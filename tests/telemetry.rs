@@ -525,3 +525,45 @@ fn invalid_traceparent_flag_is_a_usage_error() {
     assert_eq!(output.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&output.stderr).contains("invalid traceparent"));
 }
+
+/// A reader that goes away (`neuro-batch run ... 2>&1 | head`, a log pipe that closed) must
+/// not cost spans: writing the summary to it used to panic after the report was written and
+/// before the telemetry shutdown, so the spans still queued were lost and the run exited 101.
+#[test]
+fn a_reader_that_goes_away_loses_no_span() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bids = dataset(tmp.path());
+    let receiver = Receiver::start();
+    let out = tmp.path().join("out");
+    let bin = assert_cmd::cargo::cargo_bin("neuro-batch");
+    let mut child = std::process::Command::new(bin)
+        .arg("run")
+        .arg(&bids)
+        .arg(&out)
+        .arg("participant")
+        .args(["--otlp-endpoint", &receiver.url, "--format", "json"])
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading ends at once: every write the run makes goes to a closed pipe.
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "one file failed; not a panic (101)");
+    let requests: Vec<ExportTraceServiceRequest> = receiver
+        .requests("/v1/traces")
+        .iter()
+        .map(|b| ExportTraceServiceRequest::decode(b.as_slice()).unwrap())
+        .collect();
+    let (spans, _) = flatten(&requests);
+    let trace_file = files_under(&out.join("logs"))
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("traces-"))
+        .unwrap();
+    assert_eq!(spans.len(), trace_file_spans(&trace_file).len());
+    let traces: BTreeSet<&str> = spans.iter().map(|s| s.trace.as_str()).collect();
+    assert_eq!(traces.len(), 3, "one trace per subject");
+}

@@ -14,6 +14,7 @@ use crate::telemetry::pushgateway::Pushgateway;
 use crate::telemetry::{self, Telemetry};
 use anyhow::{Context as _, anyhow};
 use opentelemetry::trace::SpanContext;
+use std::io::Write as _;
 use std::time::Duration;
 
 pub(super) fn run(args: RunArgs, globals: Globals) -> Result<ExitCode, Failure> {
@@ -26,7 +27,7 @@ pub(super) fn run(args: RunArgs, globals: Globals) -> Result<ExitCode, Failure> 
     let result = run_with(&args, &config, &run_id, &telemetry, &cancel);
     let shutdown = telemetry.shutdown();
     for warning in &shutdown.warnings {
-        eprintln!("neuro-batch: warning: {warning}");
+        say(format_args!("neuro-batch: warning: {warning}\n"));
     }
     match result {
         Ok(ExitCode::Success | ExitCode::SomeFailed) if shutdown.trace_file_incomplete => {
@@ -57,7 +58,9 @@ fn on_interrupt() -> CancelToken {
         if on_signal.cancel() {
             std::process::exit(ExitCode::Interrupted.code().into());
         }
-        eprintln!("neuro-batch: interrupted: finishing files in flight (Ctrl-C again to abort)");
+        say(format_args!(
+            "neuro-batch: interrupted: finishing files in flight (Ctrl-C again to abort)\n"
+        ));
     });
     cancel
 }
@@ -75,7 +78,9 @@ fn run_with(
         Planned::Batch(batch) => batch,
         Planned::EmptyShard { subjects } => {
             let shard = config.shard.expect("only a shard can be empty");
-            eprintln!("neuro-batch: shard {shard} of {subjects} subjects is empty: nothing to do");
+            say(format_args!(
+                "neuro-batch: shard {shard} of {subjects} subjects is empty: nothing to do\n"
+            ));
             return Ok(ExitCode::Success);
         }
     };
@@ -108,10 +113,8 @@ fn run_with(
         push_metrics(gateway, report);
     }
     if args.format == Format::Json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(report).context("report to JSON")?
-        );
+        let json = serde_json::to_string_pretty(report).context("report to JSON")?;
+        let _ = writeln!(std::io::stdout(), "{json}");
     }
     Ok(match report.outcome() {
         Outcome::Interrupted => ExitCode::Interrupted,
@@ -135,7 +138,7 @@ fn pushgateway(args: &RunArgs) -> Result<Option<Pushgateway>, Failure> {
 fn push_metrics(gateway: &Pushgateway, report: &RunReport) {
     match gateway.push(report, PUSH_TIMEOUT) {
         Ok(()) => tracing::info!("metrics pushed to {}", gateway.group_url(report)),
-        Err(e) => eprintln!("neuro-batch: warning: {e}"),
+        Err(e) => say(format_args!("neuro-batch: warning: {e}\n")),
     }
 }
 
@@ -165,12 +168,14 @@ fn batch_link(args: &RunArgs) -> Result<Option<SpanContext>, Failure> {
 fn print_summary(finished: &Finished, telemetry: &Telemetry) {
     let report = &finished.report;
     let written = finished.report_error.is_none();
-    eprint!(
+    say(format_args!(
         "{}",
         report.human_summary(written.then_some(finished.report_path.as_path()))
-    );
+    ));
     if let Some(e) = &finished.report_error {
-        eprintln!("neuro-batch: error: {e}; this summary is the only record of the run");
+        say(format_args!(
+            "neuro-batch: error: {e}; this summary is the only record of the run\n"
+        ));
     }
     let destinations: Vec<String> = telemetry
         .trace_file()
@@ -189,5 +194,16 @@ fn print_summary(finished: &Finished, telemetry: &Telemetry) {
         ),
         _ => String::new(),
     };
-    eprintln!("traces:  {}{sampled}", destinations.join(" and "));
+    say(format_args!(
+        "traces:  {}{sampled}\n",
+        destinations.join(" and ")
+    ));
+}
+
+/// Writes to stderr, ignoring a reader that is gone (`2>&1 | head`, a closed log pipe).
+/// `eprintln!` panics there, and a panic after the batch ended skipped the telemetry
+/// shutdown: the spans still queued were lost and the run exited 101. Output after the run
+/// goes through here (stdout through `writeln!`, errors ignored alike).
+fn say(text: std::fmt::Arguments) {
+    let _ = std::io::stderr().write_fmt(text);
 }
