@@ -320,6 +320,14 @@ impl Receiver {
             .map(|(_, b)| b.clone())
             .collect()
     }
+
+    /// The `/v1/traces` requests, decoded.
+    fn trace_requests(&self) -> Vec<ExportTraceServiceRequest> {
+        self.requests("/v1/traces")
+            .iter()
+            .map(|b| ExportTraceServiceRequest::decode(b.as_slice()).expect("protobuf body"))
+            .collect()
+    }
 }
 
 impl Drop for Receiver {
@@ -345,11 +353,7 @@ fn otlp_http_receives_one_trace_per_subject_with_errors_and_metrics() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "one file failed: {stderr}");
     assert!(!stderr.contains("not delivered"), "{stderr}");
-    let requests: Vec<ExportTraceServiceRequest> = receiver
-        .requests("/v1/traces")
-        .iter()
-        .map(|b| ExportTraceServiceRequest::decode(b.as_slice()).expect("protobuf body"))
-        .collect();
+    let requests = receiver.trace_requests();
     assert!(!requests.is_empty(), "traces arrived over OTLP/HTTP");
     let (spans, resources) = flatten(&requests);
     check_traces(&spans, &resources, &["01", "02", "bad"], "bad");
@@ -553,11 +557,7 @@ fn a_reader_that_goes_away_loses_no_span() {
     drop(child.stderr.take());
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(1), "one file failed; not a panic (101)");
-    let requests: Vec<ExportTraceServiceRequest> = receiver
-        .requests("/v1/traces")
-        .iter()
-        .map(|b| ExportTraceServiceRequest::decode(b.as_slice()).unwrap())
-        .collect();
+    let requests = receiver.trace_requests();
     let (spans, _) = flatten(&requests);
     let trace_file = files_under(&out.join("logs"))
         .into_iter()

@@ -221,12 +221,7 @@ impl Processor<'_> {
                 remove_outputs(job, &self.config.output_dir);
             }
         }
-        let outcome = match record.status {
-            FileStatus::Ok => "ok",
-            FileStatus::Failed => "failed",
-            FileStatus::Skipped => "skipped",
-            FileStatus::Cancelled => "cancelled",
-        };
+        let outcome = record.status.name();
         span.set_attribute(names::OUTCOME, outcome);
         match &record.error {
             Some(e) => span.set_status(Status::error(e.clone())),

@@ -20,6 +20,26 @@ pub enum FileStatus {
     Cancelled,
 }
 
+impl FileStatus {
+    /// Every status, in report order.
+    pub const ALL: [FileStatus; 4] = [
+        FileStatus::Ok,
+        FileStatus::Failed,
+        FileStatus::Skipped,
+        FileStatus::Cancelled,
+    ];
+
+    /// Its name in the report, spans (`outcome`) and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            FileStatus::Ok => "ok",
+            FileStatus::Failed => "failed",
+            FileStatus::Skipped => "skipped",
+            FileStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
 /// One step of processing a file (load, a stage, write) and what it reported.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepRecord {
@@ -92,6 +112,16 @@ impl Counts {
             }
         }
         c
+    }
+
+    /// How many inputs ended with `status`.
+    pub fn get(&self, status: FileStatus) -> usize {
+        match status {
+            FileStatus::Ok => self.ok,
+            FileStatus::Failed => self.failed,
+            FileStatus::Skipped => self.skipped,
+            FileStatus::Cancelled => self.cancelled,
+        }
     }
 }
 

@@ -112,21 +112,16 @@ fn shard(report: &RunReport) -> &str {
 /// `report`'s metrics in the Prometheus text exposition format (version 0.0.4).
 pub fn exposition(report: &RunReport) -> String {
     let mut out = String::new();
-    let files = report.subjects.iter().flat_map(|s| &s.files);
-    let mut outcomes: BTreeMap<&str, usize> = ["ok", "failed", "skipped", "cancelled"]
-        .into_iter()
-        .map(|o| (o, 0))
-        .collect();
     let mut steps: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-    for file in files {
-        *outcomes.entry(outcome(file.status)).or_default() += 1;
+    for file in report.subjects.iter().flat_map(|s| &s.files) {
         for step in &file.steps {
             steps.entry(&step.name).or_default().push(step.duration_ms);
         }
     }
     out.push_str("# HELP neuro_batch_files_total Input files by outcome.\n");
     out.push_str("# TYPE neuro_batch_files_total counter\n");
-    for (outcome, n) in &outcomes {
+    for status in FileStatus::ALL {
+        let (outcome, n) = (status.name(), report.counts.get(status));
         let _ = writeln!(out, "neuro_batch_files_total{{outcome=\"{outcome}\"}} {n}");
     }
     out.push_str("# HELP neuro_batch_step_duration_milliseconds Duration of each step.\n");
@@ -182,15 +177,6 @@ pub fn exposition(report: &RunReport) -> String {
         escape(&report.version)
     );
     out
-}
-
-fn outcome(status: FileStatus) -> &'static str {
-    match status {
-        FileStatus::Ok => "ok",
-        FileStatus::Failed => "failed",
-        FileStatus::Skipped => "skipped",
-        FileStatus::Cancelled => "cancelled",
-    }
 }
 
 /// A label value as the text format wants it.
