@@ -1,12 +1,14 @@
 //! The observability stack (docker-compose.yml and deploy/), validated offline: every file
-//! parses, the compose file passes the Compose Specification schema, the dashboard queries
-//! only span names and attributes the telemetry emits, and every port and endpoint lines up
-//! with the code's defaults.
+//! parses, the compose file passes the Compose Specification schema, promtool accepts the
+//! Prometheus config, the dashboard queries only span names, attributes and metric names the
+//! telemetry (or Tempo's metrics-generator) emits, and every port and endpoint lines up with
+//! the code's defaults.
 
 mod common;
 
 use neuro_batch::telemetry::names;
 use neuro_batch::telemetry::otlp::{LOCAL_STACK_GRPC, LOCAL_STACK_HTTP};
+use neuro_batch::telemetry::pushgateway;
 use neuro_batch_analysis::DEFAULT_TEMPO_URL;
 use std::path::PathBuf;
 use yaml_rust2::{Yaml, YamlLoader};
@@ -60,7 +62,8 @@ fn every_stack_file_parses() {
         "docker-compose.yml",
         "deploy/otel-collector.yaml",
         "deploy/tempo.yaml",
-        "deploy/grafana/provisioning/datasources/tempo.yaml",
+        "deploy/prometheus.yaml",
+        "deploy/grafana/provisioning/datasources/datasources.yaml",
         "deploy/grafana/provisioning/dashboards/neuro-batch.yaml",
     ] {
         assert!(!yaml(rel).is_badvalue(), "{rel}");
@@ -124,7 +127,15 @@ fn ports_and_endpoints_line_up_with_the_code() {
     let collector = published(&compose, "otel-collector");
     let tempo = published(&compose, "tempo");
     let grafana = published(&compose, "grafana");
-    for (bind, _, _) in collector.iter().chain(&tempo).chain(&grafana) {
+    let prometheus = published(&compose, "prometheus");
+    let pushgateway = published(&compose, "pushgateway");
+    for (bind, _, _) in collector
+        .iter()
+        .chain(&tempo)
+        .chain(&grafana)
+        .chain(&prometheus)
+        .chain(&pushgateway)
+    {
         assert_eq!(
             bind, "${NEURO_BATCH_BIND:-127.0.0.1}",
             "ports bind to loopback by default"
@@ -173,9 +184,8 @@ fn ports_and_endpoints_line_up_with_the_code() {
     assert_eq!(pipeline["exporters"][0].as_str(), Some("otlp/tempo"));
     let http = tempo_cfg["server"]["http_listen_port"].as_i64().unwrap() as u16;
     assert_eq!(container(&tempo, port_of(DEFAULT_TEMPO_URL)), http);
-    let ds = yaml("deploy/grafana/provisioning/datasources/tempo.yaml");
-    let source = &ds["datasources"][0];
-    assert_eq!(source["type"].as_str(), Some("tempo"));
+    let ds = yaml("deploy/grafana/provisioning/datasources/datasources.yaml");
+    let source = datasource(&ds, "tempo");
     assert_eq!(
         source["url"].as_str(),
         Some(format!("http://tempo:{http}").as_str())
@@ -200,23 +210,212 @@ fn ports_and_endpoints_line_up_with_the_code() {
     );
 }
 
+/// The provisioned datasource of `kind` (`tempo`, `prometheus`).
+fn datasource<'a>(provisioning: &'a Yaml, kind: &str) -> &'a Yaml {
+    provisioning["datasources"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|d| d["type"].as_str() == Some(kind))
+        .unwrap_or_else(|| panic!("a {kind} datasource"))
+}
+
 #[test]
-fn dashboard_queries_name_only_what_the_telemetry_emits() {
+fn metrics_flow_from_collector_tempo_and_pushgateway_into_prometheus_and_grafana() {
+    let compose = yaml("docker-compose.yml");
+    let prometheus = published(&compose, "prometheus");
+    assert_eq!(prometheus.len(), 1);
+    let prom_port = prometheus[0].2;
+    let flags: Vec<&str> = compose["services"]["prometheus"]["command"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    for flag in [
+        "--web.enable-otlp-receiver",
+        "--web.enable-remote-write-receiver",
+        "--enable-feature=exemplar-storage",
+    ] {
+        assert!(flags.contains(&flag), "prometheus runs with {flag}");
+    }
+    let config_mount = compose["services"]["prometheus"]["volumes"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .find(|v| v.starts_with("./deploy/prometheus.yaml:"))
+        .expect("the config is mounted");
+    assert!(
+        flags.contains(
+            &format!("--config.file={}", config_mount.split(':').nth(1).unwrap()).as_str()
+        ),
+        "prometheus reads the mounted config"
+    );
+    assert!(
+        compose["services"]["prometheus"]["image"]
+            .as_str()
+            .unwrap()
+            .starts_with("prom/prometheus:v3."),
+        "Prometheus 3: the OTLP receiver"
+    );
+
+    // Collector: the metrics pipeline ends in Prometheus' OTLP receiver, not the debug log.
+    let otel = yaml("deploy/otel-collector.yaml");
+    let exporters = &otel["service"]["pipelines"]["metrics"]["exporters"];
+    assert_eq!(exporters.as_vec().unwrap().len(), 1);
+    let exporter = exporters[0].as_str().unwrap();
+    assert!(exporter.starts_with("otlphttp"), "{exporter}");
+    assert_eq!(
+        otel["exporters"][exporter]["endpoint"].as_str(),
+        Some(format!("http://prometheus:{prom_port}/api/v1/otlp").as_str())
+    );
+
+    // Tempo: span metrics and service graphs, remote-written with exemplars.
+    let tempo = yaml("deploy/tempo.yaml");
+    let write = &tempo["metrics_generator"]["storage"]["remote_write"][0];
+    assert_eq!(
+        write["url"].as_str(),
+        Some(format!("http://prometheus:{prom_port}/api/v1/write").as_str())
+    );
+    assert_eq!(write["send_exemplars"].as_bool(), Some(true));
+    let processors: Vec<&str> = tempo["overrides"]["defaults"]["metrics_generator"]["processors"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(processors.contains(&"span-metrics") && processors.contains(&"service-graphs"));
+    assert!(
+        !processors.contains(&"local-blocks"),
+        "Tempo 3 removed local-blocks"
+    );
+
+    // Prometheus scrapes the Pushgateway, keeping the pushed labels.
+    let pushgateway = published(&compose, "pushgateway");
+    let prom = yaml("deploy/prometheus.yaml");
+    let scrape = prom["scrape_configs"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|c| c["job_name"].as_str() == Some("pushgateway"))
+        .expect("a pushgateway scrape job");
+    assert_eq!(scrape["honor_labels"].as_bool(), Some(true));
+    assert_eq!(
+        scrape["static_configs"][0]["targets"][0].as_str(),
+        Some(format!("pushgateway:{}", pushgateway[0].2).as_str())
+    );
+
+    // Grafana: a Prometheus datasource whose exemplars open traces in the Tempo datasource.
+    let ds = yaml("deploy/grafana/provisioning/datasources/datasources.yaml");
+    let (tempo_ds, prom_ds) = (datasource(&ds, "tempo"), datasource(&ds, "prometheus"));
+    assert_eq!(
+        prom_ds["url"].as_str(),
+        Some(format!("http://prometheus:{prom_port}").as_str())
+    );
+    let link = &prom_ds["jsonData"]["exemplarTraceIdDestinations"][0];
+    assert_eq!(
+        link["name"].as_str(),
+        Some("trace_id"),
+        "Tempo's exemplar label"
+    );
+    assert_eq!(link["datasourceUid"].as_str(), tempo_ds["uid"].as_str());
+    assert_eq!(
+        tempo_ds["jsonData"]["serviceMap"]["datasourceUid"].as_str(),
+        prom_ds["uid"].as_str()
+    );
+}
+
+#[test]
+fn promtool_accepts_the_prometheus_config() {
+    let Some(promtool) = common::require_tool("promtool", "PROMTOOL") else {
+        return;
+    };
+    let version = std::process::Command::new(&promtool)
+        .arg("--version")
+        .output()
+        .unwrap();
+    let version = String::from_utf8_lossy(&version.stdout).into_owned();
+    let major: u32 = version
+        .split_whitespace()
+        .nth(2)
+        .and_then(|v| v.split('.').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("promtool --version: {version}"));
+    let mut text = std::fs::read_to_string(root().join("deploy/prometheus.yaml")).unwrap();
+    if major < 3 {
+        // Debian 12's promtool is 2.42: the `otlp:` section (2.54+) is the one key it does not
+        // know. Everything else is checked; the OTLP keys are covered by the test above.
+        let start = text.find("\notlp:\n").expect("an otlp section") + 1;
+        let end = start + text[start..].find("\n\n").unwrap();
+        eprintln!(
+            "promtool {}: not checking the section it predates:\n{}",
+            version.lines().next().unwrap_or_default(),
+            &text[start..end]
+        );
+        text.replace_range(start..end, "");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yaml");
+    std::fs::write(&config, text).unwrap();
+    let out = std::process::Command::new(&promtool)
+        .args(["check", "config", "--syntax-only"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check config: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The dashboard's queries: (TraceQL, PromQL), each from a panel whose datasource is the one
+/// its language needs.
+fn dashboard_queries() -> (Vec<String>, Vec<String>) {
     let text =
         std::fs::read_to_string(root().join("deploy/grafana/dashboards/neuro-batch.json")).unwrap();
     let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let queries: Vec<String> = dashboard["panels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|p| {
-            p["targets"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t["query"].as_str().unwrap().to_string())
-        })
-        .collect();
+    let (mut traceql, mut promql) = (Vec::new(), Vec::new());
+    for panel in dashboard["panels"].as_array().unwrap() {
+        if panel["type"] == "row" {
+            continue;
+        }
+        for target in panel["targets"].as_array().unwrap() {
+            let kind = target["datasource"]["type"].as_str().unwrap();
+            match (kind, target["query"].as_str(), target["expr"].as_str()) {
+                ("tempo", Some(q), None) => traceql.push(q.to_string()),
+                ("prometheus", None, Some(e)) => promql.push(e.to_string()),
+                _ => panic!(
+                    "{}: a TraceQL query for Tempo or a PromQL expr for Prometheus",
+                    panel["title"]
+                ),
+            }
+        }
+    }
+    (traceql, promql)
+}
+
+/// The values `label` is matched against in `query` (`label="a"`, `label=~"a|b"`).
+fn label_values(query: &str, label: &str) -> Vec<String> {
+    let mut values = Vec::new();
+    for (i, _) in query.match_indices(&format!("{label}=")) {
+        let before = query[..i].chars().next_back();
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '.' || c == '_') {
+            continue; // a longer name ending in `label` (resource.service.name, span_name)
+        }
+        let rest = query[i + label.len() + 1..].trim_start_matches('~');
+        let quoted = rest.trim_start_matches('"');
+        let value = &quoted[..quoted.find('"').unwrap()];
+        values.extend(value.split('|').map(str::to_string));
+    }
+    values
+}
+
+#[test]
+fn dashboard_queries_name_only_what_the_telemetry_emits() {
+    let (queries, _) = dashboard_queries();
     assert!(
         queries.len() >= 5,
         "stage durations, throughput, errors, slow subjects, size buckets"
@@ -230,15 +429,7 @@ fn dashboard_queries_name_only_what_the_telemetry_emits() {
             )),
             "{q}"
         );
-        for (i, _) in q.match_indices("name=") {
-            if q[..i].ends_with('.') {
-                continue; // resource.service.name
-            }
-            let rest = q[i + 5..].trim_start_matches('~');
-            let quoted = rest.trim_start_matches('"');
-            let value = &quoted[..quoted.find('"').unwrap()];
-            span_names.extend(value.split('|').map(str::to_string));
-        }
+        span_names.extend(label_values(q, "name"));
         for (i, _) in q.match_indices("span.") {
             let key: String = q[i + 5..]
                 .chars()
@@ -268,4 +459,92 @@ fn dashboard_queries_name_only_what_the_telemetry_emits() {
         queries.iter().any(|q| q.contains("status=error")),
         "error rate"
     );
+}
+
+/// Series Tempo's metrics-generator writes (span-metrics and service-graphs processors, with
+/// classic histograms), from Tempo's documentation.
+const TEMPO_GENERATED: [&str; 10] = [
+    "traces_spanmetrics_calls_total",
+    "traces_spanmetrics_latency_bucket",
+    "traces_spanmetrics_latency_count",
+    "traces_spanmetrics_latency_sum",
+    "traces_spanmetrics_size_total",
+    "traces_service_graph_request_total",
+    "traces_service_graph_request_failed_total",
+    "traces_service_graph_request_server_seconds_bucket",
+    "traces_service_graph_request_client_seconds_bucket",
+    "traces_service_graph_unpaired_spans_total",
+];
+
+#[test]
+fn dashboard_metrics_are_series_that_exist() {
+    let (_, queries) = dashboard_queries();
+    assert!(
+        queries.len() >= 5,
+        "files by outcome (OTLP and pushed), step p50/p95, span p95, span RED"
+    );
+    // The metric names neuro-batch's series have in Prometheus: the Pushgateway push writes
+    // them from a report, under the names the OTLP receiver gives the instruments (unit-tested
+    // in telemetry::names).
+    let tmp = tempfile::tempdir().unwrap();
+    let (bids, out) = (tmp.path().join("bids"), tmp.path().join("out"));
+    common::synth(
+        &bids,
+        &[
+            "--subjects",
+            "1",
+            "--shape",
+            "24,28,24",
+            "--voxel-size",
+            "8,8,8",
+        ],
+    );
+    let (code, _, stderr) = common::run(&bids, &out, &["--no-trace-file"]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: neuro_batch::engine::report::RunReport =
+        serde_json::from_value(common::latest_report(&out)).unwrap();
+    let exposition = pushgateway::exposition(&report);
+    let ours: Vec<&str> = exposition
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| &l[..l.find(['{', ' ']).unwrap()])
+        .collect();
+    let mut seen = Vec::new();
+    for q in &queries {
+        let metrics: Vec<&str> = q
+            .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+            .filter(|t| t.starts_with("neuro_batch_") || t.starts_with("traces_"))
+            .collect();
+        assert!(!metrics.is_empty(), "{q} names a metric");
+        for metric in metrics {
+            assert!(
+                ours.contains(&metric) || TEMPO_GENERATED.contains(&metric),
+                "the dashboard queries {metric}, which neither neuro-batch nor Tempo writes"
+            );
+            seen.push(metric.to_string());
+            if metric.starts_with("traces_") {
+                assert_eq!(
+                    label_values(q, "service"),
+                    [names::SERVICE_NAME],
+                    "span metrics of neuro-batch only: {q}"
+                );
+            }
+        }
+        for span in label_values(q, "span_name") {
+            assert!(names::ALL_SPANS.contains(&span.as_str()), "{span}");
+        }
+        for label in ["outcome", "step"] {
+            for value in label_values(q, label) {
+                assert!(exposition.contains(&format!("{label}=\"{value}\"")), "{q}");
+            }
+        }
+    }
+    for needed in [
+        format!("{}_bucket", names::PROM_STEP_DURATION),
+        names::PROM_FILES.to_string(),
+        "traces_spanmetrics_latency_bucket".into(),
+        "traces_spanmetrics_calls_total".into(),
+    ] {
+        assert!(seen.contains(&needed), "a panel on {needed}");
+    }
 }

@@ -1,5 +1,6 @@
 //! OTLP metrics (exported only when an OTLP endpoint is configured; otherwise no-ops).
 
+use super::names;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram};
 
@@ -16,12 +17,12 @@ impl Metrics {
         let meter = opentelemetry::global::meter("neuro-batch");
         Self {
             files: meter
-                .u64_counter("neuro_batch.files")
+                .u64_counter(names::METRIC_FILES)
                 .with_description("Input files by outcome (ok, failed, skipped, cancelled)")
                 .build(),
             step_duration: meter
-                .f64_histogram("neuro_batch.step.duration")
-                .with_unit("ms")
+                .f64_histogram(names::METRIC_STEP_DURATION)
+                .with_unit(names::METRIC_STEP_DURATION_UNIT)
                 .with_description("Duration of each processing step (load, stages, write)")
                 .build(),
         }
@@ -29,13 +30,14 @@ impl Metrics {
 
     /// Count a finished file.
     pub fn file_done(&self, outcome: &'static str) {
-        self.files.add(1, &[KeyValue::new("outcome", outcome)]);
+        self.files
+            .add(1, &[KeyValue::new(names::METRIC_LABEL_OUTCOME, outcome)]);
     }
 
     /// Record how long a step took.
     pub fn step(&self, name: &'static str, ms: f64) {
         self.step_duration
-            .record(ms, &[KeyValue::new("step", name)]);
+            .record(ms, &[KeyValue::new(names::METRIC_LABEL_STEP, name)]);
     }
 }
 

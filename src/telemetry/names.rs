@@ -52,6 +52,21 @@ pub const ALL_SPANS: [&str; 8] = [
     WRITE_OUTPUT,
 ];
 
+/// OTLP counter: input files by outcome (label [`METRIC_LABEL_OUTCOME`]).
+pub const METRIC_FILES: &str = "neuro_batch.files";
+/// OTLP histogram, in ms: duration of each step (label [`METRIC_LABEL_STEP`]).
+pub const METRIC_STEP_DURATION: &str = "neuro_batch.step.duration";
+/// Unit of [`METRIC_STEP_DURATION`] (UCUM).
+pub const METRIC_STEP_DURATION_UNIT: &str = "ms";
+/// Label of [`METRIC_FILES`]: the file's outcome (`ok`, `failed`, `skipped`, `cancelled`).
+pub const METRIC_LABEL_OUTCOME: &str = "outcome";
+/// Label of [`METRIC_STEP_DURATION`]: the step's span name.
+pub const METRIC_LABEL_STEP: &str = "step";
+/// [`METRIC_FILES`] as Prometheus names it (OTLP receiver, or the Pushgateway push).
+pub const PROM_FILES: &str = "neuro_batch_files_total";
+/// [`METRIC_STEP_DURATION`] as Prometheus names it (the histogram's base name).
+pub const PROM_STEP_DURATION: &str = "neuro_batch_step_duration_milliseconds";
+
 /// The run id (also in the run report).
 pub const BATCH_ID: &str = "batch.id";
 /// Subject label, without `sub-`.
@@ -172,7 +187,31 @@ pub fn size_bucket(bytes: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::size_bucket;
+    use super::*;
+
+    /// Prometheus 3's OTLP translation (`UnderscoreEscapingWithSuffixes`, the default): dots
+    /// become underscores, the unit is appended in words, counters end in `_total`.
+    fn prometheus_name(otlp: &str, unit: Option<&str>, counter: bool) -> String {
+        let mut name = otlp.replace('.', "_");
+        match unit {
+            Some("ms") => name.push_str("_milliseconds"),
+            Some(other) => panic!("add the unit {other}"),
+            None => {}
+        }
+        if counter {
+            name.push_str("_total");
+        }
+        name
+    }
+
+    #[test]
+    fn prometheus_names_are_what_the_otlp_receiver_makes_of_the_instruments() {
+        assert_eq!(prometheus_name(METRIC_FILES, None, true), PROM_FILES);
+        assert_eq!(
+            prometheus_name(METRIC_STEP_DURATION, Some(METRIC_STEP_DURATION_UNIT), false),
+            PROM_STEP_DURATION
+        );
+    }
 
     #[test]
     fn buckets_are_log2_megabytes() {

@@ -5,6 +5,7 @@
 //! (`neuro_batch_files_total`, `neuro_batch_step_duration_milliseconds`), so one dashboard
 //! serves both paths. The figures come from the run report, so they agree with it.
 
+use super::names;
 use crate::engine::report::{FileStatus, RunReport};
 use base64::Engine as _;
 use std::collections::BTreeMap;
@@ -118,29 +119,32 @@ pub fn exposition(report: &RunReport) -> String {
             steps.entry(&step.name).or_default().push(step.duration_ms);
         }
     }
-    out.push_str("# HELP neuro_batch_files_total Input files by outcome.\n");
-    out.push_str("# TYPE neuro_batch_files_total counter\n");
+    let (files, outcome_label) = (names::PROM_FILES, names::METRIC_LABEL_OUTCOME);
+    let _ = writeln!(
+        out,
+        "# HELP {files} Input files by outcome.\n# TYPE {files} counter"
+    );
     for status in FileStatus::ALL {
         let (outcome, n) = (status.name(), report.counts.get(status));
-        let _ = writeln!(out, "neuro_batch_files_total{{outcome=\"{outcome}\"}} {n}");
+        let _ = writeln!(out, "{files}{{{outcome_label}=\"{outcome}\"}} {n}");
     }
-    out.push_str("# HELP neuro_batch_step_duration_milliseconds Duration of each step.\n");
-    out.push_str("# TYPE neuro_batch_step_duration_milliseconds histogram\n");
+    let (hist, step_label) = (names::PROM_STEP_DURATION, names::METRIC_LABEL_STEP);
+    let _ = writeln!(
+        out,
+        "# HELP {hist} Duration of each step.\n# TYPE {hist} histogram"
+    );
     for (step, durations) in &steps {
-        let step = escape(step);
+        let step = format!("{step_label}=\"{}\"", escape(step));
         for bound in BUCKETS_MS {
             let n = durations.iter().filter(|&&d| d <= bound).count();
-            let _ = writeln!(
-                out,
-                "neuro_batch_step_duration_milliseconds_bucket{{step=\"{step}\",le=\"{bound}\"}} {n}"
-            );
+            let _ = writeln!(out, "{hist}_bucket{{{step},le=\"{bound}\"}} {n}");
         }
         let (count, sum) = (durations.len(), durations.iter().sum::<f64>());
         let _ = writeln!(
             out,
-            "neuro_batch_step_duration_milliseconds_bucket{{step=\"{step}\",le=\"+Inf\"}} {count}\n\
-             neuro_batch_step_duration_milliseconds_sum{{step=\"{step}\"}} {sum}\n\
-             neuro_batch_step_duration_milliseconds_count{{step=\"{step}\"}} {count}"
+            "{hist}_bucket{{{step},le=\"+Inf\"}} {count}\n\
+             {hist}_sum{{{step}}} {sum}\n\
+             {hist}_count{{{step}}} {count}"
         );
     }
     let finished = chrono::DateTime::parse_from_rfc3339(&report.finished)

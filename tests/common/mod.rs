@@ -275,6 +275,7 @@ pub fn require_tool(name: &str, override_var: &str) -> Option<PathBuf> {
         "bosh" => "pip install boutiques",
         "sbatch" => "a SLURM cluster; .ci/slurm-up starts a one-node one",
         "prometheus-pushgateway" => "apt-get install prometheus-pushgateway",
+        "promtool" => "apt-get install prometheus",
         _ => "pip install <name>",
     }
     .replace("<name>", name);
