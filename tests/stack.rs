@@ -331,30 +331,7 @@ fn promtool_accepts_the_prometheus_config() {
     let Some(promtool) = common::require_tool("promtool", "PROMTOOL") else {
         return;
     };
-    let version = std::process::Command::new(&promtool)
-        .arg("--version")
-        .output()
-        .unwrap();
-    let version = String::from_utf8_lossy(&version.stdout).into_owned();
-    let major: u32 = version
-        .split_whitespace()
-        .nth(2)
-        .and_then(|v| v.split('.').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("promtool --version: {version}"));
-    let mut text = std::fs::read_to_string(root().join("deploy/prometheus.yaml")).unwrap();
-    if major < 3 {
-        // Debian 12's promtool is 2.42: the `otlp:` section (2.54+) is the one key it does not
-        // know. Everything else is checked; the OTLP keys are covered by the test above.
-        let start = text.find("\notlp:\n").expect("an otlp section") + 1;
-        let end = start + text[start..].find("\n\n").unwrap();
-        eprintln!(
-            "promtool {}: not checking the section it predates:\n{}",
-            version.lines().next().unwrap_or_default(),
-            &text[start..end]
-        );
-        text.replace_range(start..end, "");
-    }
+    let text = common::stack_prometheus_config(common::prometheus_major_version(&promtool));
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("prometheus.yaml");
     std::fs::write(&config, text).unwrap();
@@ -369,32 +346,6 @@ fn promtool_accepts_the_prometheus_config() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// The dashboard's queries: (TraceQL, PromQL), each from a panel whose datasource is the one
-/// its language needs.
-fn dashboard_queries() -> (Vec<String>, Vec<String>) {
-    let text =
-        std::fs::read_to_string(root().join("deploy/grafana/dashboards/neuro-batch.json")).unwrap();
-    let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let (mut traceql, mut promql) = (Vec::new(), Vec::new());
-    for panel in dashboard["panels"].as_array().unwrap() {
-        if panel["type"] == "row" {
-            continue;
-        }
-        for target in panel["targets"].as_array().unwrap() {
-            let kind = target["datasource"]["type"].as_str().unwrap();
-            match (kind, target["query"].as_str(), target["expr"].as_str()) {
-                ("tempo", Some(q), None) => traceql.push(q.to_string()),
-                ("prometheus", None, Some(e)) => promql.push(e.to_string()),
-                _ => panic!(
-                    "{}: a TraceQL query for Tempo or a PromQL expr for Prometheus",
-                    panel["title"]
-                ),
-            }
-        }
-    }
-    (traceql, promql)
 }
 
 /// The values `label` is matched against in `query` (`label="a"`, `label=~"a|b"`).
@@ -415,7 +366,7 @@ fn label_values(query: &str, label: &str) -> Vec<String> {
 
 #[test]
 fn dashboard_queries_name_only_what_the_telemetry_emits() {
-    let (queries, _) = dashboard_queries();
+    let (queries, _) = common::dashboard_queries();
     assert!(
         queries.len() >= 5,
         "stage durations, throughput, errors, slow subjects, size buckets"
@@ -478,7 +429,7 @@ const TEMPO_GENERATED: [&str; 10] = [
 
 #[test]
 fn dashboard_metrics_are_series_that_exist() {
-    let (_, queries) = dashboard_queries();
+    let (_, queries) = common::dashboard_queries();
     assert!(
         queries.len() >= 5,
         "files by outcome (OTLP and pushed), step p50/p95, span p95, span RED"

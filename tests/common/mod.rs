@@ -275,7 +275,7 @@ pub fn require_tool(name: &str, override_var: &str) -> Option<PathBuf> {
         "bosh" => "pip install boutiques",
         "sbatch" => "a SLURM cluster; .ci/slurm-up starts a one-node one",
         "prometheus-pushgateway" => "apt-get install prometheus-pushgateway",
-        "promtool" => "apt-get install prometheus",
+        "promtool" | "prometheus" => "apt-get install prometheus",
         _ => "pip install <name>",
     }
     .replace("<name>", name);
@@ -309,4 +309,63 @@ pub fn validator_errors(validator: &Path, dir: &Path) -> Vec<String> {
         .filter(|i| i["severity"] == "error")
         .map(|i| format!("{} {}", i["code"], i["location"]))
         .collect()
+}
+
+/// The major version a Prometheus tool (`prometheus`, `promtool`) reports.
+pub fn prometheus_major_version(tool: &Path) -> u32 {
+    let out = std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    text.split_whitespace()
+        .nth(2)
+        .and_then(|v| v.split('.').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{} --version: {text}", tool.display()))
+}
+
+/// The stack's `deploy/prometheus.yaml` as a Prometheus of `major` version takes it: before 3,
+/// without the `otlp:` section it predates (Debian 12 ships 2.42), said on stderr.
+pub fn stack_prometheus_config(major: u32) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut text = std::fs::read_to_string(root.join("deploy/prometheus.yaml")).unwrap();
+    if major < 3 {
+        let start = text.find("\notlp:\n").expect("an otlp section") + 1;
+        let end = start + text[start..].find("\n\n").unwrap();
+        eprintln!(
+            "Prometheus {major}.x predates this section; not checked here:\n{}",
+            &text[start..end]
+        );
+        text.replace_range(start..end, "");
+    }
+    text
+}
+
+/// The dashboard's queries: (TraceQL, PromQL), each from a panel whose datasource is the one
+/// its language needs.
+pub fn dashboard_queries() -> (Vec<String>, Vec<String>) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text =
+        std::fs::read_to_string(root.join("deploy/grafana/dashboards/neuro-batch.json")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let (mut traceql, mut promql) = (Vec::new(), Vec::new());
+    for panel in dashboard["panels"].as_array().unwrap() {
+        if panel["type"] == "row" {
+            continue;
+        }
+        for target in panel["targets"].as_array().unwrap() {
+            let kind = target["datasource"]["type"].as_str().unwrap();
+            match (kind, target["query"].as_str(), target["expr"].as_str()) {
+                ("tempo", Some(q), None) => traceql.push(q.to_string()),
+                ("prometheus", None, Some(e)) => promql.push(e.to_string()),
+                _ => panic!(
+                    "{}: a TraceQL query for Tempo or a PromQL expr for Prometheus",
+                    panel["title"]
+                ),
+            }
+        }
+    }
+    (traceql, promql)
 }
