@@ -169,11 +169,19 @@ fn analyze_over_tempo_uses_what_tempo_has_and_says_what_is_missing() {
     assert_eq!(report["source"]["traces"], 2);
     let notes = report["source"]["notes"].to_string();
     assert!(notes.contains("4 of 6 traces"), "{notes}");
+    assert!(
+        notes.contains("refused the search with select"),
+        "the older Tempo's path is named: {notes}"
+    );
     assert_eq!(report["failures"][0]["label"], "sub-04");
     assert_eq!(report["failures"][0]["span"], "bias_correction");
-    // The search asked for the subject roots of the service, in the given window.
+    // Search-first was tried, then the search for the subject roots of the service, in the
+    // given window.
     let seen = tempo.seen.lock().unwrap().clone();
-    let search = seen.iter().find(|s| s.path == "/api/search").unwrap();
+    let searches: Vec<_> = seen.iter().filter(|s| s.path == "/api/search").collect();
+    assert!(searches[0].query["q"].contains("| select(span:name, span:parentID"));
+    assert_eq!(searches[0].accept.as_deref(), Some("application/protobuf"));
+    let search = searches[1];
     assert_eq!(
         search.query["q"],
         r#"{resource.service.name="neuro-batch" && name="process_subject"}"#

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::span::{Span, normalize_trace_id};
+use crate::span::{Span, Status, normalize_trace_id};
 use crate::store::{self, StoreError};
 use crate::tempo::{self, Retry, TempoClient, TempoError, Window};
 
@@ -44,7 +44,7 @@ pub enum Source {
         all_runs: bool,
     },
     /// Grafana Tempo, searched.
-    Tempo(TempoServer, TempoSearch),
+    Tempo(TempoServer, Box<TempoSearch>),
 }
 
 /// Where one trace is looked up by id.
@@ -86,6 +86,9 @@ pub struct TempoSearch {
     pub batch: Option<(String, String)>,
     /// Extra TraceQL spanset the traces must contain.
     pub query: Option<String>,
+    /// Span attributes to select in the search, on top of every key Tempo lists for the
+    /// window (`/api/v2/search/tags`): the keys the analysis needs even if that list fails.
+    pub attributes: Vec<String>,
     /// Trace fetches in flight.
     pub concurrency: usize,
     /// Traces per search request.
@@ -268,7 +271,8 @@ fn window(spec: WindowSpec, now: i64) -> Result<Window, SourceError> {
     Ok(w)
 }
 
-/// The root-span traces in Tempo that the window and filters select, fetched whole.
+/// The root-span traces in Tempo that the window and filters select: search-first, else (a
+/// Tempo that refuses `select`) found by a root search and fetched whole.
 fn from_tempo(
     server: &TempoServer,
     t: &TempoSearch,
@@ -277,13 +281,6 @@ fn from_tempo(
     let client = client(server)?;
     let now = now_s();
     let window = window(t.window, now)?;
-    let traceql = tempo::root_query(
-        &t.service,
-        &t.root_span,
-        t.batch.as_ref().map(|(k, v)| (k.as_str(), v.as_str())),
-        t.query.as_deref(),
-    );
-    let found = tempo::find_traces(&client, &traceql, window, t.limit)?;
     let mut notes = Vec::new();
     if window.end > now - SEARCH_CUTOFF_S {
         notes.push(format!(
@@ -291,6 +288,158 @@ fn from_tempo(
              sent in that time are not included yet"
         ));
     }
+    let mut loaded = match search_first(&client, server, t, window, now, progress) {
+        Err(SourceError::Tempo(TempoError::Status { status, body, .. }))
+            if status == reqwest::StatusCode::BAD_REQUEST =>
+        {
+            notes.push(format!(
+                "Tempo refused the search with select(...) ({body}); every trace was fetched \
+                 by id instead (an older Tempo; slower)"
+            ));
+            fetch_all(&client, server, t, window, now, progress)?
+        }
+        other => other?,
+    };
+    notes.append(&mut loaded.info.notes);
+    loaded.info.notes = notes;
+    Ok(loaded)
+}
+
+/// One search per window with `select(...)` returns each trace's spans with parent ids; only
+/// traces that were cut, lack their root, or failed (for the exception message) are fetched.
+fn search_first(
+    client: &TempoClient,
+    server: &TempoServer,
+    t: &TempoSearch,
+    window: Window,
+    now: i64,
+    progress: &dyn Progress,
+) -> Result<Loaded, SourceError> {
+    let mut filter = format!("{{resource.service.name={}}}", tempo::quote(&t.service));
+    if let Some(extra) = t.query.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+        filter = format!("{filter} && {extra}");
+    }
+    let mut notes = Vec::new();
+    let mut keys = match tempo::span_tags(client, &filter, window) {
+        Ok(keys) => keys,
+        Err(e) => {
+            notes.push(format!(
+                "Tempo's attribute list failed ({e}); only the known attributes were selected"
+            ));
+            Vec::new()
+        }
+    };
+    keys.extend(t.attributes.iter().cloned());
+    keys.extend(t.batch.iter().map(|(k, _)| k.clone()));
+    keys.sort();
+    keys.dedup();
+    let traceql = tempo::select_query(&filter, &keys);
+    let found = tempo::search_spansets(client, &traceql, window, t.limit, &t.service)?;
+    if found.truncated {
+        notes.push(format!(
+            "a one-second window held more than {} traces: some are left out",
+            tempo::MAX_LIMIT
+        ));
+    }
+    let (mut spans, mut to_fetch, mut cut) = (Vec::new(), Vec::new(), 0);
+    // Failed traces as searched: kept if the fetch for their messages does not come back.
+    let mut failed: std::collections::HashMap<String, Vec<Span>> = Default::default();
+    let mut subjects = 0;
+    for trace in found.traces {
+        let root = trace.spans.iter().find(|s| s.parent_id.is_none());
+        if trace.cut || root.is_none() {
+            cut += 1;
+            to_fetch.push(trace.trace_id);
+        } else if !wanted(&trace.spans, t) {
+            continue;
+        } else if trace.spans.iter().any(|s| s.status == Status::Error) {
+            to_fetch.push(trace.trace_id.clone());
+            failed.insert(trace.trace_id, trace.spans);
+        } else {
+            subjects += 1;
+            spans.extend(trace.spans);
+        }
+    }
+    let mut fetches = 0;
+    if !to_fetch.is_empty() {
+        progress.start(to_fetch.len());
+        let mut fetched =
+            tempo::fetch_traces(client, &to_fetch, t.concurrency, &|| progress.tick());
+        progress.finish();
+        fetches = to_fetch.len();
+        let mut by_trace: std::collections::HashMap<String, Vec<Span>> = Default::default();
+        for span in std::mem::take(&mut fetched.spans) {
+            by_trace
+                .entry(span.trace_id.clone())
+                .or_default()
+                .push(span);
+        }
+        for (id, searched) in &mut failed {
+            by_trace
+                .entry(id.clone())
+                .or_insert_with(|| std::mem::take(searched));
+        }
+        for trace in by_trace.into_values().filter(|spans| wanted(spans, t)) {
+            subjects += 1;
+            spans.extend(trace);
+        }
+        fetch_notes(&mut notes, fetched, to_fetch.len())?;
+    }
+    if subjects == 0 {
+        return Err(nothing_found(&server.url, t, &traceql, window, now));
+    }
+    notes.push(format!(
+        "search-first ({}): {subjects} traces from {} searches; {fetches} fetched by id \
+         ({cut} cut at {} spans or without their root, {} failed, for the error message)",
+        if found.protobuf { "protobuf" } else { "JSON" },
+        found.requests,
+        tempo::SPANS_PER_SET,
+        failed.len(),
+    ));
+    Ok(Loaded {
+        spans,
+        info: SourceInfo {
+            kind: "tempo".into(),
+            detail: format!(
+                "{} {traceql} [{}, {}] ({} searches, {fetches} fetches)",
+                server.url, window.start, window.end, found.requests
+            ),
+            notes,
+            ..SourceInfo::default()
+        },
+    })
+}
+
+/// Whether a trace's root is the root span asked for, with the batch attribute asked for.
+fn wanted(spans: &[Span], t: &TempoSearch) -> bool {
+    spans
+        .iter()
+        .find(|s| s.parent_id.is_none())
+        .is_some_and(|root| {
+            root.name == t.root_span
+                && t.batch.as_ref().is_none_or(|(key, value)| {
+                    root.attributes.get(key).map(ToString::to_string).as_deref() == Some(value)
+                })
+        })
+}
+
+/// The older path: a root search, then every trace fetched whole.
+fn fetch_all(
+    client: &TempoClient,
+    server: &TempoServer,
+    t: &TempoSearch,
+    window: Window,
+    now: i64,
+    progress: &dyn Progress,
+) -> Result<Loaded, SourceError> {
+    let traceql = tempo::root_query(
+        &t.service,
+        &t.root_span,
+        t.batch.as_ref().map(|(k, v)| (k.as_str(), v.as_str())),
+        t.query.as_deref(),
+    );
+    let found = tempo::find_traces(client, &traceql, window, t.limit)?;
+    let mut notes = Vec::new();
     if found.truncated {
         notes.push(format!(
             "a one-second window held more than {} traces: some are left out",
@@ -302,31 +451,12 @@ fn from_tempo(
     }
     let ids: Vec<String> = found.traces.iter().map(|t| t.trace_id.clone()).collect();
     progress.start(ids.len());
-    let fetched = tempo::fetch_traces(&client, &ids, t.concurrency, &|| progress.tick());
+    let mut fetched = tempo::fetch_traces(client, &ids, t.concurrency, &|| progress.tick());
     progress.finish();
-    if !fetched.missing.is_empty() {
-        notes.push(format!(
-            "{} of {} traces found by search were not returned by id (still being written, or \
-             expired): {}",
-            fetched.missing.len(),
-            ids.len(),
-            list_ids(&fetched.missing)
-        ));
-    }
-    if let Some((id, first)) = fetched.failed.first() {
-        if fetched.fetched == 0 {
-            let (id, error) = fetched.failed.into_iter().next().expect("one failure");
-            return Err(SourceError::NoneFetched { id, error });
-        }
-        let ids: Vec<String> = fetched.failed.iter().map(|(id, _)| id.clone()).collect();
-        notes.push(format!(
-            "{} traces could not be fetched ({id}: {first}): {}",
-            fetched.failed.len(),
-            list_ids(&ids)
-        ));
-    }
+    let spans = std::mem::take(&mut fetched.spans);
+    fetch_notes(&mut notes, fetched, ids.len())?;
     Ok(Loaded {
-        spans: fetched.spans,
+        spans,
         info: SourceInfo {
             kind: "tempo".into(),
             detail: format!(
@@ -337,6 +467,34 @@ fn from_tempo(
             ..SourceInfo::default()
         },
     })
+}
+
+/// Notes on traces a fetch did not get; an error when not one of them came.
+fn fetch_notes(
+    notes: &mut Vec<String>,
+    fetched: tempo::FetchOutcome,
+    asked: usize,
+) -> Result<(), SourceError> {
+    if !fetched.missing.is_empty() {
+        notes.push(format!(
+            "{} of {asked} traces found by search were not returned by id (still being \
+             written, or expired): {}",
+            fetched.missing.len(),
+            list_ids(&fetched.missing)
+        ));
+    }
+    let failed = fetched.failed.len();
+    let ids: Vec<String> = fetched.failed.iter().map(|(id, _)| id.clone()).collect();
+    if let Some((id, first)) = fetched.failed.into_iter().next() {
+        if fetched.fetched == 0 {
+            return Err(SourceError::NoneFetched { id, error: first });
+        }
+        notes.push(format!(
+            "{failed} traces could not be fetched ({id}: {first}): {}",
+            list_ids(&ids)
+        ));
+    }
+    Ok(())
 }
 
 fn nothing_found(

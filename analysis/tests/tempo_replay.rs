@@ -293,15 +293,16 @@ fn a_slow_tempo_is_given_up_on_at_the_deadline() {
             timeout: Duration::from_secs(30),
             deadline: Duration::from_secs(2),
         },
-        TempoSearch {
+        Box::new(TempoSearch {
             window: WindowSpec::Between(1_795_494_143, 1_795_494_385),
             service: "neuro-batch".into(),
             root_span: "process_subject".into(),
             batch: None,
             query: None,
+            attributes: Vec::new(),
             concurrency: 1,
             limit: 1000,
-        },
+        }),
     );
     let err = source::load(&source, &NoProgress).unwrap_err();
     let text = err.to_string();

@@ -248,7 +248,7 @@ impl SourceArgs {
     /// `--traces` nor `--tempo` was given.
     pub fn source(&self, window: &TempoQueryArgs) -> Option<Source> {
         match (self.tempo.server(), self.traces.is_empty()) {
-            (Some(server), _) => Some(Source::Tempo(server, window.search(None))),
+            (Some(server), _) => Some(Source::Tempo(server, Box::new(window.search(None)))),
             (None, false) => Some(Source::Store {
                 paths: self.traces.clone(),
                 all_runs: self.all_runs,
@@ -305,6 +305,7 @@ impl TempoQueryArgs {
                 .or(self.batch_id.as_deref())
                 .map(|b| (names::BATCH_ID.to_owned(), b.to_owned())),
             query: self.query.clone(),
+            attributes: names::ALL_ATTRIBUTES.map(str::to_owned).to_vec(),
             concurrency: self.concurrency as usize,
             limit: self.limit as usize,
         }

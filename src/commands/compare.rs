@@ -176,7 +176,7 @@ fn side(spec: &str, args: &CompareArgs) -> Result<(SpanTable, SourceInfo), Failu
             all_runs: false,
         }
     } else if let Some(server) = args.tempo.server() {
-        Source::Tempo(server, args.window.search(Some(spec)))
+        Source::Tempo(server, Box::new(args.window.search(Some(spec))))
     } else {
         return Err(tool(anyhow!(
             "{spec}: no such file or directory (a batch id needs --tempo)"

@@ -138,17 +138,27 @@ impl TempoClient {
     /// transport errors are retried (never past the deadline); other statuses fail at once
     /// with Tempo's message.
     pub fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Vec<u8>, TempoError> {
+        self.get_accepting(path, query, None).map(|a| a.body)
+    }
+
+    /// [`TempoClient::get`], asking for `accept` (e.g. `application/protobuf`); the answer says
+    /// which Content-Type came back.
+    pub fn get_accepting(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        accept: Option<&str>,
+    ) -> Result<Answer, TempoError> {
         let url = format!("{}{}", self.base, path);
         let mut backoff = self.retry.backoff;
         let mut attempt = 0;
         loop {
             let left = self.left(&url)?;
-            let outcome = self
-                .http
-                .get(&url)
-                .query(query)
-                .timeout(self.timeout.min(left))
-                .send();
+            let mut request = self.http.get(&url).query(query);
+            if let Some(accept) = accept {
+                request = request.header(reqwest::header::ACCEPT, accept);
+            }
+            let outcome = request.timeout(self.timeout.min(left)).send();
             let retry_after = match outcome {
                 Ok(resp) if resp.status().is_success() => return self.body(&url, resp),
                 Ok(resp) => {
@@ -189,7 +199,7 @@ impl TempoClient {
 
     /// The body of a successful answer, refused when it is a web page rather than the API's
     /// JSON or protobuf.
-    fn body(&self, url: &str, resp: reqwest::blocking::Response) -> Result<Vec<u8>, TempoError> {
+    fn body(&self, url: &str, resp: reqwest::blocking::Response) -> Result<Answer, TempoError> {
         let content_type = resp
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
@@ -218,6 +228,22 @@ impl TempoClient {
                 start,
             });
         }
-        Ok(body)
+        Ok(Answer { content_type, body })
+    }
+}
+
+/// A successful answer.
+#[derive(Debug)]
+pub struct Answer {
+    /// Its Content-Type (`none` when absent).
+    pub content_type: String,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// Whether the body is protobuf (`application/protobuf`, `application/x-protobuf`).
+    pub fn is_protobuf(&self) -> bool {
+        self.content_type.contains("protobuf")
     }
 }

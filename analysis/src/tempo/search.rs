@@ -69,15 +69,49 @@ pub fn find_traces(
     window: Window,
     limit: usize,
 ) -> Result<SearchOutcome, TempoError> {
-    let mut found: BTreeMap<String, FoundTrace> = BTreeMap::new();
-    let mut outcome = SearchOutcome::default();
+    let found = sliced(
+        window,
+        limit,
+        |w, limit| search(client, traceql, w, limit),
+        |t: &FoundTrace| t.trace_id.clone(),
+    )?;
+    let mut traces = found.items;
+    traces.sort_by_key(|t| t.start_ns);
+    Ok(SearchOutcome {
+        traces,
+        requests: found.requests,
+        truncated: found.truncated,
+    })
+}
+
+/// What a sliced search gathered.
+pub(super) struct Sliced<T> {
+    /// Distinct items (by id), in id order.
+    pub items: Vec<T>,
+    /// Search requests made.
+    pub requests: usize,
+    /// A one-second window still hit [`MAX_LIMIT`].
+    pub truncated: bool,
+}
+
+/// Calls `search(window, limit)` over `window`, splitting a window whose answer has `limit`
+/// items in two, down to one second (then raising the limit up to [`MAX_LIMIT`]); keeps the
+/// first item of each `id`.
+pub(super) fn sliced<T>(
+    window: Window,
+    limit: usize,
+    mut search: impl FnMut(Window, usize) -> Result<Vec<T>, TempoError>,
+    id: impl Fn(&T) -> String,
+) -> Result<Sliced<T>, TempoError> {
+    let mut found: BTreeMap<String, T> = BTreeMap::new();
+    let (mut requests, mut truncated) = (0, false);
     let mut pending = vec![(window, limit.clamp(1, MAX_LIMIT))];
     while let Some((w, limit)) = pending.pop() {
-        let traces = search(client, traceql, w, limit)?;
-        outcome.requests += 1;
-        let full = traces.len() >= limit;
-        for t in traces {
-            found.entry(t.trace_id.clone()).or_insert(t);
+        let items = search(w, limit)?;
+        requests += 1;
+        let full = items.len() >= limit;
+        for item in items {
+            found.entry(id(&item)).or_insert(item);
         }
         if !full {
             continue;
@@ -101,12 +135,14 @@ pub fn find_traces(
         } else if limit < MAX_LIMIT {
             pending.push((w, (limit * 8).min(MAX_LIMIT)));
         } else {
-            outcome.truncated = true;
+            truncated = true;
         }
     }
-    outcome.traces = found.into_values().collect();
-    outcome.traces.sort_by_key(|t| t.start_ns);
-    Ok(outcome)
+    Ok(Sliced {
+        items: found.into_values().collect(),
+        requests,
+        truncated,
+    })
 }
 
 fn search(

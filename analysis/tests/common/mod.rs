@@ -1,1 +1,2 @@
+pub mod fake_tempo;
 pub mod replay;

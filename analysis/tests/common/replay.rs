@@ -82,6 +82,8 @@ pub fn captured(name: &str) -> Reply {
 pub struct Seen {
     pub path: String,
     pub query: HashMap<String, String>,
+    /// The Accept header, when sent.
+    pub accept: Option<String>,
 }
 
 type Route = dyn Fn(&Seen) -> Reply + Send + Sync;
@@ -111,6 +113,11 @@ impl Replay {
                     let s = Seen {
                         path: parsed.path().to_owned(),
                         query: parsed.query_pairs().into_owned().collect(),
+                        accept: request
+                            .headers()
+                            .iter()
+                            .find(|h| h.field.equiv("Accept"))
+                            .map(|h| h.value.to_string()),
                     };
                     seen.lock().unwrap().push(s.clone());
                     let reply = route(&s);
@@ -157,9 +164,14 @@ impl Drop for Replay {
 
 /// run1 as Tempo holds it: the window search finds the 6 subjects; of their traces the
 /// captures hold sub-01 (v2) and sub-04 (v2, failed in bias_correction); the others answer as
-/// Tempo does for an id it does not have.
+/// Tempo does for an id it does not have. No capture holds run1 searched with `select(...)`,
+/// so such a search is refused with Tempo's 400 for a query it cannot parse, as an older Tempo
+/// would: run1 exercises the fetch-everything path.
 pub fn run1(seen: &Seen) -> Reply {
     match seen.path.as_str() {
+        "/api/search" if seen.query.get("q").is_some_and(|q| q.contains("select(")) => {
+            captured("search_traceql_malformed.txt")
+        }
         "/api/search" => captured("search_traceql_roots_window.json"),
         "/api/v2/traces/bdd640fb06671ad11c80317fa3b1799d" => captured("trace_v2_json.json"),
         "/api/v2/traces/7fcd9eb1a7cad415366eb16f508ebad7" => {
