@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+
 use crate::otlp_json::{self, DecodeError};
 use crate::span::Span;
 
@@ -198,35 +200,40 @@ fn report_text(trace_file: &Path) -> Option<String> {
     neuro_batch_fsutil::read_regular_text(&report, 1 << 30).ok()
 }
 
-/// Reads every span of the given trace files.
+/// Lines decoded together (in parallel): the text held at once, besides the spans.
+const CHUNK_BYTES: usize = 8 << 20;
+
+/// Reads every span of the given trace files. A file is read a chunk of lines at a time and
+/// each chunk decoded in parallel, so the text held at once stays small (a few MB) whatever
+/// the file's size; only the spans accumulate.
 pub fn read(files: &[PathBuf]) -> Result<StoreRead, StoreError> {
     let mut out = StoreRead::default();
     for path in files {
-        let mut text = Vec::new();
-        neuro_batch_fsutil::open_regular(path)
-            .and_then(|mut file| std::io::Read::read_to_end(&mut file, &mut text))
-            .map_err(|source| StoreError::Io {
-                path: path.clone(),
-                source,
-            })?;
-        let ends_with_newline = text.last() == Some(&b'\n');
-        let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
-        let last = lines.len() - 1;
+        let io = |source| StoreError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut reader =
+            std::io::BufReader::new(neuro_batch_fsutil::open_regular(path).map_err(io)?);
         let first = out.spans.len();
-        for (i, line) in lines.iter().enumerate() {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
+        let (mut chunk, mut chunk_bytes, mut line_no) = (Vec::new(), 0, 0);
+        loop {
+            let mut line = Vec::new();
+            let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut line).map_err(io)?;
+            let at_end = n == 0;
+            if !at_end {
+                line_no += 1;
+                // A last line without its newline was cut short by a killed run.
+                let complete = line.last() == Some(&b'\n');
+                chunk_bytes += line.len();
+                chunk.push((line_no, line, complete));
             }
-            match otlp_json::decode(line) {
-                Ok(spans) => out.spans.extend(spans),
-                Err(_) if i == last && !ends_with_newline => out.truncated_lines += 1,
-                Err(source) => {
-                    return Err(StoreError::Line {
-                        path: path.clone(),
-                        line: i + 1,
-                        source,
-                    });
-                }
+            if at_end || chunk_bytes >= CHUNK_BYTES {
+                decode_chunk(path, std::mem::take(&mut chunk), &mut out)?;
+                chunk_bytes = 0;
+            }
+            if at_end {
+                break;
             }
         }
         out.mismatches
@@ -234,6 +241,33 @@ pub fn read(files: &[PathBuf]) -> Result<StoreRead, StoreError> {
         out.files.push(path.clone());
     }
     Ok(out)
+}
+
+/// Decodes numbered lines in parallel and appends their spans in line order.
+fn decode_chunk(
+    path: &Path,
+    lines: Vec<(usize, Vec<u8>, bool)>,
+    out: &mut StoreRead,
+) -> Result<(), StoreError> {
+    let decoded: Vec<_> = lines
+        .into_par_iter()
+        .filter(|(_, line, _)| !line.iter().all(u8::is_ascii_whitespace))
+        .map(|(number, line, complete)| (number, complete, otlp_json::decode(&line)))
+        .collect();
+    for (number, complete, result) in decoded {
+        match result {
+            Ok(spans) => out.spans.extend(spans),
+            Err(_) if !complete => out.truncated_lines += 1,
+            Err(source) => {
+                return Err(StoreError::Line {
+                    path: path.to_path_buf(),
+                    line: number,
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What the run report beside a trace file says the run traced: the subjects it traced

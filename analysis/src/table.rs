@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use polars::prelude::*;
+use rayon::prelude::*;
 
 use crate::critical_path;
 use crate::span::{AttrValue, Span, Tree};
@@ -101,38 +102,22 @@ impl SpanTable {
     /// Builds the table. Spans are grouped by trace; where a trace has parent links, self and
     /// critical-path times are computed and attributes inherited from ancestors.
     pub fn build(spans: Vec<Span>) -> Result<Self, TableError> {
-        let mut by_trace: BTreeMap<String, Vec<Span>> = BTreeMap::new();
+        let mut by_trace: HashMap<String, Vec<Span>> = HashMap::new();
         for s in spans {
-            by_trace.entry(s.trace_id.clone()).or_default().push(s);
-        }
-        let mut rows: Vec<Row> = Vec::new();
-        for (_, mut trace) in by_trace {
-            trace.sort_by_key(|s| s.start_ns);
-            // A trace is a tree when its spans link to parents (or it is a single span).
-            let tree_known = trace.len() == 1 || trace.iter().any(|s| s.parent_id.is_some());
-            let tree = tree_known.then(|| Tree::of(&trace));
-            let times = tree
-                .as_ref()
-                .and_then(|tree| critical_path::analyze_trace(&trace, tree));
-            let cpu = cpu_ms(&trace, tree.as_ref());
-            let inherited = match &tree {
-                Some(tree) => inherit(&trace, tree),
-                None => trace.iter().map(|s| s.attributes.clone()).collect(),
-            };
-            let spans = trace.into_iter().zip(inherited).zip(cpu);
-            for (i, ((span, attributes), cpu_ms)) in spans.enumerate() {
-                let t = times.as_ref().map(|t| t.spans[i]);
-                let is_root = times.as_ref().is_some_and(|t| t.root == i);
-                rows.push(Row {
-                    span,
-                    attributes,
-                    self_ms: t.map(|t| t.self_ns as f64 / 1e6),
-                    critical_ms: t.map(|t| t.critical_ns as f64 / 1e6),
-                    is_root,
-                    cpu_ms,
-                });
+            match by_trace.get_mut(&s.trace_id) {
+                Some(trace) => trace.push(s),
+                None => {
+                    by_trace.insert(s.trace_id.clone(), vec![s]);
+                }
             }
         }
+        let mut traces: Vec<(String, Vec<Span>)> = by_trace.into_iter().collect();
+        traces.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        // Traces are independent: trees, critical paths and inheritance in parallel.
+        let rows: Vec<Row> = traces
+            .into_par_iter()
+            .flat_map_iter(|(_, trace)| trace_rows(trace))
+            .collect();
         Ok(SpanTable { df: frame(&rows)? })
     }
 
@@ -279,7 +264,41 @@ impl SpanTable {
     }
 }
 
+/// The rows of one trace, in start order.
+fn trace_rows(mut trace: Vec<Span>) -> Vec<Row> {
+    trace.sort_by_key(|s| s.start_ns);
+    // A trace is a tree when its spans link to parents (or it is a single span).
+    let tree_known = trace.len() == 1 || trace.iter().any(|s| s.parent_id.is_some());
+    let tree = tree_known.then(|| Tree::of(&trace));
+    let times = tree
+        .as_ref()
+        .and_then(|tree| critical_path::analyze_trace(&trace, tree));
+    let cpu = cpu_ms(&trace, tree.as_ref());
+    let inherited = match &tree {
+        Some(tree) => inherit(&trace, tree),
+        None => trace.iter().map(|s| s.attributes.clone()).collect(),
+    };
+    let spans = trace.into_iter().zip(inherited).zip(cpu);
+    spans
+        .enumerate()
+        .map(|(i, ((mut span, attributes), cpu_ms))| {
+            // The merged attributes include the span's own: one copy is enough.
+            span.attributes = BTreeMap::new();
+            let t = times.as_ref().map(|t| t.spans[i]);
+            Row {
+                span,
+                attributes,
+                self_ms: t.map(|t| t.self_ns as f64 / 1e6),
+                critical_ms: t.map(|t| t.critical_ns as f64 / 1e6),
+                is_root: times.as_ref().is_some_and(|t| t.root == i),
+                cpu_ms,
+            }
+        })
+        .collect()
+}
+
 struct Row {
+    /// The span, its attributes moved into `attributes`.
     span: Span,
     attributes: BTreeMap<String, AttrValue>,
     self_ms: Option<f64>,
@@ -379,9 +398,10 @@ fn unify(a: Kind, b: Kind) -> Kind {
 
 fn frame(rows: &[Row]) -> Result<DataFrame, TableError> {
     let mut columns = core_columns(rows);
-    columns.extend(
-        attribute_kinds(rows)
-            .into_iter()
+    let kinds: Vec<(&str, Kind)> = attribute_kinds(rows).into_iter().collect();
+    columns.par_extend(
+        kinds
+            .into_par_iter()
             .map(|(key, kind)| attribute_column(rows, key, kind)),
     );
     Ok(DataFrame::new(rows.len(), columns)?)
