@@ -10,6 +10,7 @@ pub mod commands;
 pub mod derivatives;
 pub mod engine;
 pub mod error;
+pub mod malloc;
 pub mod qc;
 pub mod slurm;
 pub mod stages;

@@ -6,6 +6,7 @@ use neuro_batch::commands;
 use neuro_batch::error::ExitCode;
 
 fn main() -> std::process::ExitCode {
+    neuro_batch::malloc::keep_large_buffers_on_mmap();
     let args = match neuro_batch::cli::bids_app_args(std::env::args_os().collect()) {
         Ok(args) => args,
         Err(e) => {

@@ -18,7 +18,7 @@ pub(super) fn print_plan(batch: &Batch, config: &RunConfig, format: Format) {
                 "output_dir": out_root,
                 "stages": config.stages.iter().map(|s| s.name()).collect::<Vec<_>>(),
                 "subject_count": jobs.len(),
-                "input_count": discovery.input_count(),
+                "input_count": batch.input_count(),
                 "warnings": discovery.warnings,
                 "subjects": jobs.iter().map(planned_subject).collect::<Vec<_>>(),
             });
@@ -31,7 +31,7 @@ pub(super) fn print_plan(batch: &Batch, config: &RunConfig, format: Format) {
             println!(
                 "{} subjects, {} inputs in {} -> {}",
                 jobs.len(),
-                discovery.input_count(),
+                batch.input_count(),
                 dataset.root.display(),
                 out_root.display()
             );

@@ -92,7 +92,7 @@ fn run_with(
         return Ok(ExitCode::Success);
     }
 
-    let progress = progress::progress_bar(batch.discovery.input_count() as u64, args.format);
+    let progress = progress::progress_bar(batch.input_count() as u64, args.format);
     let metrics = Metrics::new();
     let ctx = RunContext {
         run_id,

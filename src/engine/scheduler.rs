@@ -22,6 +22,9 @@ pub enum Scheduled<R> {
     NotStarted,
 }
 
+/// Items finished between two returns of free heap memory to the system.
+const TRIM_EVERY: usize = 32;
+
 /// Run `work` on every item on `pool`, admitting items by their `cost` under `budget`.
 /// Results come back in item order.
 pub fn schedule<T, R>(
@@ -43,7 +46,7 @@ where
     let work = &work;
     pool.in_place_scope(|scope| {
         let mut pending = items.iter().enumerate().peekable();
-        let (mut in_flight, mut used) = (0usize, 0u64);
+        let (mut in_flight, mut used, mut completed) = (0usize, 0u64, 0usize);
         loop {
             while !cancel.load(Ordering::SeqCst) {
                 let Some((_, next)) = pending.peek() else {
@@ -72,6 +75,10 @@ where
             used -= need;
             in_flight -= 1;
             results[index] = outcome;
+            completed += 1;
+            if completed % TRIM_EVERY == 0 {
+                crate::malloc::release_free_memory();
+            }
         }
     });
     results
