@@ -56,7 +56,7 @@ fn the_store_report_ranks_file_size_first_for_size_driven_stages_and_finds_the_f
     ]);
     assert_eq!(code, 0, "{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(report["schema"], "neuro-batch.analyze/v1");
+    assert_eq!(report["schema"], "neuro-batch.analyze/v2");
     assert_eq!(report["source"]["traces"], 24);
     assert!(table.is_file(), "--save-table wrote the span table");
 
@@ -86,6 +86,40 @@ fn the_store_report_ranks_file_size_first_for_size_driven_stages_and_finds_the_f
             "several size buckets"
         );
     }
+
+    // The cause first: the top findings are steps, each span once, and the headline names the
+    // slowest step and what explains it.
+    let top: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["significant"] == true)
+        .take(5)
+        .collect();
+    assert_eq!(top.len(), 5);
+    let mut spans_seen: Vec<&str> = top.iter().map(|f| f["span"].as_str().unwrap()).collect();
+    for f in &top {
+        assert_eq!(
+            f["measure"], "duration",
+            "a step, not a container: {}",
+            f["headline"]
+        );
+    }
+    spans_seen.sort_unstable();
+    spans_seen.dedup();
+    assert_eq!(
+        spans_seen.len(),
+        5,
+        "no span twice in the top five: {top:?}"
+    );
+    let headline = report["headline"].as_str().unwrap();
+    assert!(
+        headline.contains("is the slowest step")
+            && headline.contains("of the critical path")
+            && headline.contains("file.size_mb explains"),
+        "{headline}"
+    );
+    assert!(!report["waiting"].as_array().unwrap().is_empty());
 
     let failures = report["failures"].as_array().unwrap();
     assert_eq!(failures.len(), 1, "{failures:?}");
@@ -135,6 +169,9 @@ fn the_store_report_ranks_file_size_first_for_size_driven_stages_and_finds_the_f
     assert_eq!(code, 0);
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.starts_with("<!DOCTYPE html>") && page.matches("<svg").count() >= 3);
+    let first_plot = page.find("<svg").unwrap();
+    assert!(page.find("is the slowest step").unwrap() < first_plot);
+    assert!(page.find("What explains it").unwrap() < first_plot);
     assert!(!page.contains("src=\"http"), "self-contained");
 
     // One trace as a waterfall.
@@ -314,4 +351,83 @@ fn a_resume_only_run_is_passed_over_and_trace_ids_may_be_cut_short() {
     ]));
     assert_eq!(code, 18, "{stderr}");
     assert!(stderr.contains("--all-runs"), "{stderr}");
+}
+
+/// Busy loops on every core while alive (more loops than cores, so a run's thread gets a
+/// fraction of one).
+struct Hog {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Hog {
+    fn start(per_core: usize) -> Hog {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = (0..cores * per_core)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut x = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        for i in 0..10_000u64 {
+                            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+                        }
+                    }
+                })
+            })
+            .collect();
+        Hog { stop, threads }
+    }
+}
+
+impl Drop for Hog {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn steps_that_wait_for_the_cores_are_told_apart_from_steps_that_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (bids, out) = (tmp.path().join("bids"), tmp.path().join("out"));
+    synth(
+        &bids,
+        &["--subjects", "6", "--shape", "40,48,40", "--seed", "5"],
+    );
+    // Three busy loops per core: the run's one thread gets about a quarter of a core, so
+    // three quarters of every step's wall time is spent waiting for it.
+    let hog = Hog::start(3);
+    let (code, _, stderr) = run(&bids, &out, &["--threads", "1"]);
+    drop(hog);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = analyze(&[
+        "--traces",
+        out.to_str().unwrap(),
+        "--min-count",
+        "3",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let waiting = report["waiting"].as_array().unwrap();
+    let slowest = waiting
+        .iter()
+        .find(|w| w["span"] == "bias_correction")
+        .expect("bias_correction has CPU figures");
+    assert_eq!(slowest["mostly_waiting"], true, "{slowest}");
+    assert!(slowest["waiting_share"].as_f64().unwrap() >= 0.5);
+    assert_eq!(slowest["worst"].as_array().unwrap().len(), 3);
+    let headline = report["headline"].as_str().unwrap();
+    assert!(headline.contains("is waiting, not compute"), "{headline}");
+    let (_, text, _) = analyze(&["--traces", out.to_str().unwrap(), "--min-count", "3"]);
+    assert!(
+        text.contains("Waiting or working") && text.contains("of its time is waiting"),
+        "{text}"
+    );
 }

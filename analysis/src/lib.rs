@@ -21,6 +21,7 @@ pub mod summary;
 pub mod table;
 pub mod tempo;
 pub mod units;
+pub mod waiting;
 
 pub use report::{Report, ReportOptions};
 pub use source::{Source, SourceInfo};

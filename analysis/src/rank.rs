@@ -159,26 +159,63 @@ pub struct Finding {
     /// Numeric attributes collinear with this one on these spans (|Spearman ρ| ≥ 0.95
     /// between them), whose own findings are folded into this one: they cannot be told apart.
     pub collinear: Vec<String>,
+    /// What was explained: `duration` for a step (a span without children), `self` for a
+    /// container span, whose own time (not covered by its children) is what it adds.
+    pub measure: Measure,
     /// One line: `skull_strip: file.size_mb explains 81 % (ρ = 0.90, +38 ms/MB); ...`.
     pub headline: String,
 }
 
-/// Ranks every attribute of every span name. Significant findings come first, each part ordered
-/// by explained share.
+/// What a finding explains.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Measure {
+    /// The span's duration (steps: spans without children).
+    Duration,
+    /// The span's self time (containers: spans with children).
+    #[serde(rename = "self")]
+    SelfTime,
+}
+
+/// A container span is ranked only when its own time is at least this share of its duration;
+/// below that it only adds up its children, whose findings say why.
+pub const CONTAINER_OWN_SHARE: f64 = 0.10;
+
+/// Ranks every attribute of every span name. Steps (spans without children) are ranked on
+/// their duration; a container span on its self time, and only when that is at least
+/// [`CONTAINER_OWN_SHARE`] of its duration (else its children's findings are the cause). One
+/// finding per cause: collinear numeric attributes fold into one, and so does a category that
+/// is a function of a numeric attribute (`file.size_bucket` of `file.size_mb`). Significant
+/// findings come first, steps before containers, then by explained share.
 pub fn rank(table: &SpanTable, options: &RankOptions) -> Result<Vec<Finding>, TableError> {
     let keys: Vec<String> = table
         .attribute_keys()
         .into_iter()
         .filter(|k| !excluded(k, &options.exclude))
         .collect();
+    let containers = table.container_names()?;
     let mut findings = Vec::new();
     for name in table.span_names()? {
         let rows = table.of_name(&name)?.without_errors()?;
         if rows.len() < options.min_count {
             continue;
         }
-        let durations = rows.floats(table::DURATION_MS)?;
+        let measure = if containers.contains(&name) {
+            let own: f64 = rows.floats(table::SELF_MS)?.iter().flatten().sum();
+            let all: f64 = rows.floats(table::DURATION_MS)?.iter().flatten().sum();
+            if all <= 0.0 || own < CONTAINER_OWN_SHARE * all {
+                continue;
+            }
+            Measure::SelfTime
+        } else {
+            Measure::Duration
+        };
+        let durations = rows.floats(match measure {
+            Measure::Duration => table::DURATION_MS,
+            Measure::SelfTime => table::SELF_MS,
+        })?;
         let mut numeric: Vec<(Finding, Vec<Option<f64>>)> = Vec::new();
+        let mut categorical: Vec<(Finding, Vec<Option<String>>)> = Vec::new();
         for key in &keys {
             match rows.values(key)? {
                 Values::Numeric(v) => {
@@ -195,12 +232,21 @@ pub fn rank(table: &SpanTable, options: &RankOptions) -> Result<Vec<Finding>, Ta
                     if x.len() >= options.min_count
                         && let Some(f) = categorical_finding(&name, key, &x, &y)
                     {
-                        findings.push(f);
+                        categorical.push((f, v));
                     }
                 }
             }
         }
-        findings.extend(fold_collinear(numeric, &options.prefer));
+        let mut these = fold_derived(fold_collinear(numeric, &options.prefer), categorical);
+        for f in &mut these {
+            f.measure = measure;
+            if measure == Measure::SelfTime {
+                f.headline =
+                    f.headline
+                        .replacen(&format!("{name}: "), &format!("{name} (own time): "), 1);
+            }
+        }
+        findings.extend(these);
     }
     let q = stats::benjamini_hochberg(&findings.iter().map(|f| f.p).collect::<Vec<_>>());
     for (f, q) in findings.iter_mut().zip(q) {
@@ -210,10 +256,51 @@ pub fn rank(table: &SpanTable, options: &RankOptions) -> Result<Vec<Finding>, Ta
     findings.sort_by(|a, b| {
         b.significant
             .cmp(&a.significant)
+            .then((a.measure == Measure::SelfTime).cmp(&(b.measure == Measure::SelfTime)))
             .then(b.explained.total_cmp(&a.explained))
             .then_with(|| (&a.span, &a.attribute).cmp(&(&b.span, &b.attribute)))
     });
     Ok(findings)
+}
+
+/// Folds each categorical finding whose values are a function of a kept numeric attribute's
+/// (every category a run of consecutive values when sorted by it, e.g. `file.size_bucket` of
+/// `file.size_mb`) into that numeric finding: the same cause, found twice.
+fn fold_derived(
+    mut numeric: Vec<(Finding, Vec<Option<f64>>)>,
+    categorical: Vec<(Finding, Vec<Option<String>>)>,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (f, cats) in categorical {
+        match numeric
+            .iter_mut()
+            .find(|(_, nums)| is_function_of(&cats, nums))
+        {
+            Some((n, _)) => n.collinear.push(f.attribute),
+            None => out.push(f),
+        }
+    }
+    out.extend(numeric.into_iter().map(|(f, _)| f));
+    out
+}
+
+/// Whether each category of `cats` covers one interval of `nums`: sorted by the number, the
+/// category changes at most (categories − 1) times.
+fn is_function_of(cats: &[Option<String>], nums: &[Option<f64>]) -> bool {
+    let mut pairs: Vec<(f64, &str)> = cats
+        .iter()
+        .zip(nums)
+        .filter_map(|(c, n)| Some(((*n)?, c.as_deref()?)))
+        .collect();
+    if pairs.len() < 3 {
+        return false;
+    }
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(b.1)));
+    let mut distinct: Vec<&str> = pairs.iter().map(|p| p.1).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let changes = pairs.windows(2).filter(|w| w[0].1 != w[1].1).count();
+    distinct.len() > 1 && changes < distinct.len()
 }
 
 fn excluded(key: &str, patterns: &[String]) -> bool {
@@ -294,6 +381,7 @@ fn numeric_finding(span: &str, key: &str, unit: &str, x: &[f64], y: &[f64]) -> O
         significant: false,
         groups,
         collinear: Vec::new(),
+        measure: Measure::Duration,
         headline,
     })
 }
@@ -393,6 +481,7 @@ fn categorical_finding(span: &str, key: &str, x: &[String], y: &[f64]) -> Option
         significant: false,
         groups,
         collinear: Vec::new(),
+        measure: Measure::Duration,
         headline,
     })
 }
@@ -402,7 +491,7 @@ fn categorical_finding(span: &str, key: &str, x: &[String], y: &[f64]) -> Option
 fn fold_collinear(
     mut numeric: Vec<(Finding, Vec<Option<f64>>)>,
     prefer: &[String],
-) -> Vec<Finding> {
+) -> Vec<(Finding, Vec<Option<f64>>)> {
     let preference = |k: &str| prefer.iter().position(|p| p == k).unwrap_or(usize::MAX);
     numeric.sort_by(|a, b| {
         preference(&a.0.attribute)
@@ -425,7 +514,7 @@ fn fold_collinear(
             None => kept.push((f, v)),
         }
     }
-    kept.into_iter().map(|(f, _)| f).collect()
+    kept
 }
 
 #[cfg(test)]
@@ -491,8 +580,34 @@ mod fold_tests {
             &["file.size_mb".to_owned()],
         );
         assert_eq!(folded.len(), 2);
-        assert_eq!(folded[0].attribute, "file.size_mb");
-        assert_eq!(folded[0].collinear, vec!["array.voxels"]);
-        assert_eq!(folded[1].attribute, "other");
+        assert_eq!(folded[0].0.attribute, "file.size_mb");
+        assert_eq!(folded[0].0.collinear, vec!["array.voxels"]);
+        assert_eq!(folded[1].0.attribute, "other");
+    }
+
+    #[test]
+    fn a_bucket_of_a_number_is_the_same_cause() {
+        let size: Vec<Option<f64>> = (1..=30).map(|s| Some(f64::from(s))).collect();
+        let bucket: Vec<Option<String>> = size
+            .iter()
+            .map(|s| Some(format!("{}MB", (s.unwrap() as i64).ilog2())))
+            .collect();
+        let scattered: Vec<Option<String>> = (0..30).map(|i| Some(format!("{}", i % 3))).collect();
+        assert!(is_function_of(&bucket, &size));
+        assert!(!is_function_of(&scattered, &size));
+        let y: Vec<f64> = size.iter().map(|s| s.unwrap() * 2.0).collect();
+        let x: Vec<f64> = size.iter().flatten().copied().collect();
+        let numeric = vec![(
+            numeric_finding("s", "file.size_mb", "MB", &x, &y).unwrap(),
+            size,
+        )];
+        let labels: Vec<String> = bucket.iter().flatten().cloned().collect();
+        let categorical = vec![(
+            categorical_finding("s", "file.size_bucket", &labels, &y).unwrap(),
+            bucket,
+        )];
+        let folded = fold_derived(numeric, categorical);
+        assert_eq!(folded.len(), 1);
+        assert_eq!(folded[0].collinear, vec!["file.size_bucket"]);
     }
 }

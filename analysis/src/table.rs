@@ -169,6 +169,28 @@ impl SpanTable {
         })
     }
 
+    /// Names of spans that are the parent of another span (containers such as
+    /// `process_file`), as opposed to steps.
+    pub fn container_names(&self) -> Result<std::collections::HashSet<String>, TableError> {
+        let traces = self.strings(TRACE_ID)?;
+        let ids = self.strings(SPAN_ID)?;
+        let names = self.strings(NAME)?;
+        let name_of: HashMap<(&str, &str), &str> = traces
+            .iter()
+            .zip(&ids)
+            .zip(&names)
+            .filter_map(|((t, id), name)| Some(((t.as_deref()?, id.as_deref()?), name.as_deref()?)))
+            .collect();
+        Ok(traces
+            .iter()
+            .zip(self.strings(PARENT_ID)?)
+            .filter_map(|(t, parent)| {
+                let key = (t.as_deref()?, parent.as_deref()?);
+                name_of.get(&key).map(|n| (*n).to_owned())
+            })
+            .collect())
+    }
+
     /// The root rows (one per trace whose tree is known).
     pub fn roots(&self) -> Result<SpanTable, TableError> {
         let mask = self.df.column(IS_ROOT)?.bool()?.clone();

@@ -76,7 +76,7 @@ pub enum ReportFormat {
     Table,
     /// GitHub-flavoured Markdown.
     Markdown,
-    /// The whole report as JSON (schema neuro-batch.analyze/v1).
+    /// The whole report as JSON (schema neuro-batch.analyze/v2).
     Json,
     /// Every attribute finding, one row each.
     Csv,

@@ -5,7 +5,7 @@
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::sections::{Part, sections, source_line};
+use super::sections::{sections, source_line};
 use crate::rank::{self, Finding, Kind};
 use crate::report::Report;
 use crate::table::{SpanTable, TableError};
@@ -35,7 +35,7 @@ fn escape(s: &str) -> String {
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2rem;max-width:1100px;color:#222}\
 table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}\
 td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}th{background:#f3f3f3}\
-.note{color:#8a5a00}.foot{color:#666;font-size:.85rem}.plots{display:flex;flex-wrap:wrap;gap:1rem}";
+.note{color:#8a5a00}.headline{font-size:1.1rem}.foot{color:#666;font-size:.85rem}.plots{display:flex;flex-wrap:wrap;gap:1rem}";
 
 /// The report as an HTML page; `table` supplies the points of the scatter plots.
 pub fn page(report: &Report, table: &SpanTable, max_findings: usize) -> Result<String, HtmlError> {
@@ -48,10 +48,12 @@ pub fn page(report: &Report, table: &SpanTable, max_findings: usize) -> Result<S
     for note in &report.source.notes {
         out += &format!("<p class=\"note\">note: {}</p>\n", escape(note));
     }
+    out += &format!(
+        "<p class=\"headline\"><strong>{}</strong></p>\n",
+        escape(&report.headline)
+    );
     // What explains the time first, then the tables behind it, then the plots.
-    let mut sections = sections(report, max_findings);
-    sections.sort_by_key(|s| s.part != Part::Findings);
-    for s in sections {
+    for s in sections(report, max_findings) {
         out += &format!("<h2>{}</h2>\n", escape(&s.title));
         if !s.rows.is_empty() {
             out += "<table><tr>";

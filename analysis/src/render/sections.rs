@@ -11,6 +11,8 @@ pub enum Part {
     Spans,
     /// Significant attribute findings.
     Findings,
+    /// Wall time against CPU time per step.
+    Waiting,
     /// The slowest traces.
     Slowest,
     /// Failed traces.
@@ -38,8 +40,9 @@ fn pct(v: Option<f64>) -> String {
 /// The sections of a report, in reading order; empty sections are left out.
 pub fn sections(report: &Report, max_findings: usize) -> Vec<Section> {
     [
-        Some(spans(report)),
         Some(findings(report, max_findings)),
+        waiting(report),
+        Some(spans(report)),
         slowest(report),
         failures(report),
     ]
@@ -135,6 +138,48 @@ fn findings(report: &Report, max_findings: usize) -> Section {
             )
         }),
     }
+}
+
+fn waiting(report: &Report) -> Option<Section> {
+    (!report.waiting.is_empty()).then(|| Section {
+        part: Part::Waiting,
+        title: "Waiting or working".into(),
+        header: ["step", "wall", "CPU", "waiting", "waited longest"]
+            .map(String::from)
+            .into(),
+        rows: report
+            .waiting
+            .iter()
+            .map(|w| {
+                let mark = if w.mostly_waiting { " ⚠" } else { "" };
+                vec![
+                    w.span.clone(),
+                    fmt_ms(w.wall_ms),
+                    fmt_ms(w.cpu_ms),
+                    format!("{:.0} %{mark}", w.waiting_share * 100.0),
+                    w.worst
+                        .iter()
+                        .map(|t| {
+                            let who = t.label.clone().unwrap_or_else(|| t.trace_id[..8].into());
+                            format!("{who} {}", fmt_ms(t.waiting_ms))
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ]
+            })
+            .collect(),
+        footer: Some(format!(
+            "waiting: wall time not spent computing (I/O, sync, locks, other work on the cores), \
+             from each step's CPU time; ⚠ at {:.0} % or more{}",
+            crate::waiting::MOSTLY_WAITING * 100.0,
+            report
+                .waiting
+                .iter()
+                .filter(|w| w.mostly_waiting)
+                .map(|w| format!("\n{}", w.headline))
+                .collect::<String>()
+        )),
+    })
 }
 
 fn slowest(report: &Report) -> Option<Section> {

@@ -24,6 +24,7 @@ pub fn terminal(report: &Report, max_findings: usize, width: u16) -> String {
     for note in &report.source.notes {
         out += &format!("note: {note}\n");
     }
+    out += &format!("\n{}\n", report.headline);
     for s in sections(report, max_findings) {
         out += &format!("\n{}\n", s.title);
         if !s.rows.is_empty() {
@@ -43,6 +44,7 @@ pub fn markdown(report: &Report, max_findings: usize) -> String {
     for note in &report.source.notes {
         out += &format!("\n> note: {note}\n");
     }
+    out += &format!("\n**{}**\n", report.headline);
     for s in sections(report, max_findings) {
         out += &format!("\n### {}\n\n", s.title);
         if !s.rows.is_empty() {
