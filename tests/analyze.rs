@@ -181,6 +181,29 @@ fn the_store_report_ranks_file_size_first_for_size_driven_stages_and_finds_the_f
     assert!(text.starts_with(&format!("trace {id}")));
     assert!(text.contains("process_subject") && text.contains("  load_file"));
     assert!(text.contains("ERROR"));
+    assert!(
+        text.contains(" +") && text.contains('◆'),
+        "offsets and marks:\n{text}"
+    );
+    assert!(text.contains("file.name=sub-05_T1w.nii.gz"), "{text}");
+    let (code, json, stderr) = outcome(
+        neuro_batch()
+            .args(["trace", id, "--format", "json", "--traces"])
+            .arg(&out),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let rows: Value = serde_json::from_str(&json).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows[0]["name"], "process_subject");
+    assert_eq!(rows[0]["depth"], 0);
+    assert_eq!(rows[0]["start_offset_ms"], 0.0);
+    let critical: f64 = rows.iter().filter_map(|r| r["critical_ms"].as_f64()).sum();
+    let root = rows[0]["duration_ms"].as_f64().unwrap();
+    assert!((critical - root).abs() < 1e-6, "{critical} vs {root}");
+    assert!(
+        rows.iter()
+            .any(|r| r["status"] == "error" && r["error"].is_string())
+    );
 }
 
 #[test]

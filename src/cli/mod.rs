@@ -11,7 +11,7 @@ pub use run::{
 pub use synth::{QcArgs, SynthArgs};
 pub use traces::{
     AnalyzeArgs, CompareArgs, CompareFormat, CompareMetric, ReportFormat, SourceArgs, TempoArgs,
-    TempoQueryArgs, TraceArgs,
+    TempoQueryArgs, TraceArgs, TraceFormat,
 };
 
 use crate::error::ExitCode;

@@ -137,6 +137,18 @@ pub struct TraceArgs {
     /// Width of the time axis, columns.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u16).range(10..=400))]
     pub width: u16,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = TraceFormat::Table)]
+    pub format: TraceFormat,
+}
+
+/// Output format of `trace`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TraceFormat {
+    /// A waterfall: offsets, bars, durations, critical-path marks, key attributes.
+    Table,
+    /// Every span in tree order with offsets, self and critical-path times and attributes.
+    Json,
 }
 
 /// Output format of `compare`.

@@ -1,12 +1,16 @@
-//! `neuro-batch trace TRACE_ID`: one trace as a terminal waterfall.
+//! `neuro-batch trace TRACE_ID`: one trace as a terminal waterfall, or its spans as JSON.
 
-use anyhow::anyhow;
+use anyhow::{Context, anyhow};
 use neuro_batch_analysis::render;
 use neuro_batch_analysis::source;
 
 use super::{emit, no_source, source_failure};
-use crate::cli::TraceArgs;
+use crate::cli::{TraceArgs, TraceFormat};
 use crate::error::{ExitCode, Failure};
+use crate::telemetry::names;
+
+/// Attributes a waterfall row shows where a span introduces them: which file, how big.
+const KEY_ATTRIBUTES: [&str; 3] = [names::FILE_NAME, names::FILE_SIZE_MB, names::ARRAY_SHAPE];
 
 pub(super) fn trace(args: TraceArgs) -> Result<ExitCode, Failure> {
     let id = args.trace_id.trim().to_ascii_lowercase();
@@ -33,6 +37,12 @@ pub(super) fn trace(args: TraceArgs) -> Result<ExitCode, Failure> {
             anyhow!("trace {id} is not in {place}{hint}"),
         ));
     }
-    emit(&render::waterfall(&spans, args.width as usize), None)?;
+    let text = match args.format {
+        TraceFormat::Table => render::waterfall(&spans, args.width as usize, &KEY_ATTRIBUTES),
+        TraceFormat::Json => {
+            serde_json::to_string_pretty(&render::trace_rows(&spans)).context("serialising")? + "\n"
+        }
+    };
+    emit(&text, None)?;
     Ok(ExitCode::Success)
 }

@@ -13,4 +13,4 @@ pub use compare::{
 pub use csv::findings as csv_findings;
 pub use html::{HtmlError, page as html};
 pub use text::{markdown, terminal};
-pub use waterfall::waterfall;
+pub use waterfall::{TraceRow, trace_rows, waterfall};
