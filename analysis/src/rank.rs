@@ -156,8 +156,9 @@ pub struct Finding {
     pub significant: bool,
     /// Per bucket (numeric, by increasing value) or per value (categorical, slowest first).
     pub groups: Vec<Group>,
-    /// Numeric attributes collinear with this one on these spans (|Spearman ρ| ≥ 0.95
-    /// between them), whose own findings are folded into this one: they cannot be told apart.
+    /// Attributes that move with this one on these spans (numbers with |Spearman ρ| ≥
+    /// [`SAME_CAUSE_RHO`] between them, categories that are a function of it), whose own
+    /// findings are folded into this one: the same cause.
     pub collinear: Vec<String>,
     /// What was explained: `duration` for a step (a span without children), `self` for a
     /// container span, whose own time (not covered by its children) is what it adds.
@@ -260,7 +261,16 @@ pub fn rank(table: &SpanTable, options: &RankOptions) -> Result<Vec<Finding>, Ta
             .then(b.explained.total_cmp(&a.explained))
             .then_with(|| (&a.span, &a.attribute).cmp(&(&b.span, &b.attribute)))
     });
-    Ok(findings)
+    // Each span's strongest finding before any span's second one: the list reads as one cause
+    // per step first, then what else each step depends on.
+    let mut seen = std::collections::HashSet::new();
+    let primary: Vec<bool> = findings
+        .iter()
+        .map(|f| seen.insert((f.span.clone(), f.significant)))
+        .collect();
+    let mut ranked: Vec<(bool, Finding)> = primary.into_iter().zip(findings).collect();
+    ranked.sort_by(|(pa, a), (pb, b)| b.significant.cmp(&a.significant).then(pb.cmp(pa)));
+    Ok(ranked.into_iter().map(|(_, f)| f).collect())
 }
 
 /// Folds each categorical finding whose values are a function of a kept numeric attribute's
@@ -486,7 +496,12 @@ fn categorical_finding(span: &str, key: &str, x: &[String], y: &[f64]) -> Option
     })
 }
 
-/// Folds numeric findings whose attributes are collinear on these spans (|ρ| ≥ 0.95 between
+/// Two numeric attributes whose values have |Spearman ρ| at least this on the same spans are one
+/// cause, found twice (`array.voxels` and `file.size_mb`; the bias field's `control_points`,
+/// which grow with the image): the weaker is folded into the stronger (or preferred) one.
+pub const SAME_CAUSE_RHO: f64 = 0.8;
+
+/// Folds numeric findings whose attributes move together on these spans (|ρ| ≥ [`SAME_CAUSE_RHO`] between
 /// the attributes) into one, led by the preferred attribute, else the strongest.
 fn fold_collinear(
     mut numeric: Vec<(Finding, Vec<Option<f64>>)>,
@@ -507,7 +522,8 @@ fn fold_collinear(
                 .zip(&v)
                 .filter_map(|(a, b)| Some(((*a)?, (*b)?)))
                 .unzip();
-            stats::spearman(&a, &b).is_some_and(|c| c.rho.abs() >= 0.95) || (a.len() >= 2 && a == b)
+            stats::spearman(&a, &b).is_some_and(|c| c.rho.abs() >= SAME_CAUSE_RHO)
+                || (a.len() >= 2 && a == b)
         });
         match twin {
             Some((k, _)) => k.collinear.push(f.attribute),

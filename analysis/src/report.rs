@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::rank::{self, Finding, Measure, RankOptions};
 use crate::source::SourceInfo;
-use crate::summary::{self, FailedTrace, NameStats, TraceSummary};
+use crate::summary::{self, FailedTrace, GrafanaLinks, NameStats, TraceSummary};
 use crate::table::{SpanTable, TableError};
 use crate::units::fmt_ms;
 use crate::waiting::{self, Waiting};
@@ -21,7 +21,7 @@ pub struct ReportOptions {
     /// Root attribute that names a trace (e.g. `bids.subject`).
     pub label_attribute: String,
     /// Grafana base URL for trace links.
-    pub grafana: Option<String>,
+    pub grafana: Option<GrafanaLinks>,
     /// How many slowest traces to list.
     pub slowest: usize,
 }
@@ -69,7 +69,7 @@ pub fn build(
         slowest: summary::slowest_traces(
             table,
             &options.label_attribute,
-            options.grafana.as_deref(),
+            options.grafana.as_ref(),
             options.slowest,
         )?,
         failures: summary::failures(table, &options.label_attribute)?,

@@ -124,10 +124,11 @@ pub struct FailedTrace {
 pub fn slowest_traces(
     table: &SpanTable,
     label_attribute: &str,
-    grafana: Option<&str>,
+    grafana: Option<&GrafanaLinks>,
     limit: usize,
 ) -> Result<Vec<TraceSummary>, TableError> {
     let roots = table.roots()?;
+    let starts = roots.floats(table::START_UNIX_NANO)?;
     let ids = roots.strings(table::TRACE_ID)?;
     let names = roots.strings(table::NAME)?;
     let durations = roots.floats(table::DURATION_MS)?;
@@ -160,7 +161,10 @@ pub fn slowest_traces(
                 }
             }
             TraceSummary {
-                link: grafana.map(|g| grafana_link(g, &id)),
+                link: grafana.map(|g| {
+                    let start_ms = starts[i].unwrap_or(0.0) / 1e6;
+                    g.link(&id, start_ms, start_ms + durations[i].unwrap_or(0.0))
+                }),
                 critical_span: per_name.into_iter().max_by(|a, b| a.1.total_cmp(&b.1)),
                 root: names[i].clone().unwrap_or_default(),
                 label: labels[i].clone(),
@@ -220,25 +224,55 @@ fn label_column(table: &SpanTable, key: &str) -> Result<Vec<Option<String>>, Tab
     }
 }
 
-/// A Grafana Explore link that opens a trace in the `tempo` datasource of the bundled stack.
-pub fn grafana_link(grafana: &str, trace_id: &str) -> String {
-    let state = format!(
-        r#"{{"datasource":"tempo","queries":[{{"refId":"A","datasource":{{"type":"tempo","uid":"tempo"}},"queryType":"traceql","query":"{trace_id}"}}],"range":{{"from":"now-7d","to":"now"}}}}"#
-    );
-    let encoded = percent_encoding::utf8_percent_encode(&state, percent_encoding::NON_ALPHANUMERIC);
-    format!(
-        "{}/explore?schemaVersion=1&panes=%7B%22a%22:{encoded}%7D",
-        grafana.trim_end_matches('/')
-    )
+/// Where trace links point: a Grafana and its Tempo datasource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrafanaLinks {
+    /// Base URL, e.g. `http://localhost:3000`.
+    pub url: String,
+    /// The uid of the Tempo datasource (`tempo` in the bundled stack).
+    pub datasource: String,
+}
+
+/// Minutes of margin around a trace in the time range of its link.
+const LINK_MARGIN_MS: f64 = 60_000.0;
+
+impl GrafanaLinks {
+    /// An Explore link that opens `trace_id` in the Tempo datasource, over the trace's own time
+    /// (start and end in Unix ms) with a minute either side.
+    pub fn link(&self, trace_id: &str, start_ms: f64, end_ms: f64) -> String {
+        let (from, to) = (
+            (start_ms - LINK_MARGIN_MS).max(0.0) as i64,
+            (end_ms + LINK_MARGIN_MS) as i64,
+        );
+        let uid = self.datasource.replace(['"', '\\'], "");
+        let state = format!(
+            r#"{{"datasource":"{uid}","queries":[{{"refId":"A","datasource":{{"type":"tempo","uid":"{uid}"}},"queryType":"traceql","query":"{trace_id}"}}],"range":{{"from":"{from}","to":"{to}"}}}}"#
+        );
+        let encoded =
+            percent_encoding::utf8_percent_encode(&state, percent_encoding::NON_ALPHANUMERIC);
+        format!(
+            "{}/explore?schemaVersion=1&panes=%7B%22a%22:{encoded}%7D",
+            self.url.trim_end_matches('/')
+        )
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::grafana_link;
+    use super::GrafanaLinks;
 
     #[test]
     fn grafana_links_open_the_trace_in_explore() {
-        let link = grafana_link("http://localhost:3000/", "00ab");
+        let links = GrafanaLinks {
+            url: "http://localhost:3000/".into(),
+            datasource: "my-tempo".into(),
+        };
+        let link = links.link("00ab", 1_796_190_850_000.0, 1_796_190_860_000.0);
+        assert!(link.contains("%22uid%22%3A%22my%2Dtempo%22"), "{link}");
+        assert!(
+            link.contains("%22from%22%3A%221796190790000%22%2C%22to%22%3A%221796190920000%22"),
+            "{link}"
+        );
         assert!(
             link.starts_with("http://localhost:3000/explore?schemaVersion=1&panes=%7B%22a%22:%7B")
         );

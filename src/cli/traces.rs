@@ -124,6 +124,14 @@ pub struct AnalyzeArgs {
     /// Grafana base URL for trace links (e.g. http://localhost:3000).
     #[arg(long, value_name = "URL")]
     pub grafana_url: Option<String>,
+    /// uid of the Tempo datasource in that Grafana.
+    #[arg(
+        long,
+        value_name = "UID",
+        default_value = "tempo",
+        requires = "grafana_url"
+    )]
+    pub grafana_datasource: String,
 }
 
 /// Arguments of `neuro-batch trace`.

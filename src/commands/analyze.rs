@@ -4,6 +4,7 @@ use anyhow::{Context, anyhow};
 use indicatif::{ProgressBar, ProgressStyle};
 use neuro_batch_analysis::rank::RankOptions;
 use neuro_batch_analysis::source::{self, Progress};
+use neuro_batch_analysis::summary::GrafanaLinks;
 use neuro_batch_analysis::{ReportOptions, SpanTable, render, report};
 
 use super::{emit, no_source, source_failure};
@@ -56,7 +57,10 @@ pub(super) fn analyze(args: AnalyzeArgs) -> Result<ExitCode, Failure> {
             prefer: PREFER.iter().map(|s| (*s).to_owned()).collect(),
         },
         label_attribute: args.label.clone(),
-        grafana: args.grafana_url.clone(),
+        grafana: args.grafana_url.clone().map(|url| GrafanaLinks {
+            url,
+            datasource: args.grafana_datasource.clone(),
+        }),
         slowest: args.slowest,
     };
     let report = report::build(&table, loaded.info, &options)
