@@ -7,7 +7,7 @@ mod replay;
 
 use std::path::Path;
 
-use common::{neuro_batch, outcome, run, synth};
+use common::{Hog, neuro_batch, outcome, run, synth};
 use replay::{Replay, Reply, captured};
 use serde_json::Value;
 
@@ -400,44 +400,6 @@ fn a_resume_only_run_is_passed_over_and_trace_ids_may_be_cut_short() {
     ]));
     assert_eq!(code, 18, "{stderr}");
     assert!(stderr.contains("--all-runs"), "{stderr}");
-}
-
-/// Busy loops on every core while alive (more loops than cores, so a run's thread gets a
-/// fraction of one).
-struct Hog {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Hog {
-    fn start(per_core: usize) -> Hog {
-        use std::sync::atomic::Ordering;
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let threads = (0..cores * per_core)
-            .map(|_| {
-                let stop = stop.clone();
-                std::thread::spawn(move || {
-                    let mut x = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        for i in 0..10_000u64 {
-                            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
-                        }
-                    }
-                })
-            })
-            .collect();
-        Hog { stop, threads }
-    }
-}
-
-impl Drop for Hog {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
 }
 
 #[test]

@@ -13,47 +13,9 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::{neuro_batch, outcome};
+use common::{Hog, neuro_batch, outcome};
 use serde_json::Value;
-
-/// Busy loops on every core until dropped.
-struct Hog {
-    stop: Arc<AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Hog {
-    fn start() -> Hog {
-        let stop = Arc::new(AtomicBool::new(false));
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let threads = (0..cores)
-            .map(|_| {
-                let stop = Arc::clone(&stop);
-                std::thread::spawn(move || {
-                    let mut x = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        for i in 0..10_000u64 {
-                            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
-                        }
-                    }
-                })
-            })
-            .collect();
-        Hog { stop, threads }
-    }
-}
-
-impl Drop for Hog {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
 
 /// `run` as the README's CI recipe has it: one thread.
 fn run(bids: &Path, out: &Path, extra: &[&str]) {
@@ -134,7 +96,7 @@ fn under_load_a_slower_write_is_caught_and_no_computing_stage_is_flagged() {
 
     let (same, slower) = (dir.path().join("same"), dir.path().join("gzip9"));
     {
-        let _hog = Hog::start();
+        let _hog = Hog::start(1);
         run(&bids, &same, &[]);
         run(&bids, &slower, &["--compression-level", "9"]);
     }

@@ -14,6 +14,10 @@ use crate::tempo::{self, Retry, TempoClient, TempoError, Window};
 
 /// Tempo's default `query_end_cutoff`: the newest traces are not searchable for this long.
 pub const SEARCH_CUTOFF_S: i64 = 30;
+/// The note for a one-second window that still hit Tempo's largest limit.
+const TRUNCATED: &str = "a one-second window held more than 262144 traces (Tempo's largest \
+                         limit): some are left out";
+
 /// Trace ids listed by name in a note before "and N more".
 const LISTED_IDS: usize = 5;
 
@@ -336,10 +340,7 @@ fn search_first(
     let traceql = tempo::select_query(&filter, &keys);
     let found = tempo::search_spansets(client, &traceql, window, t.limit, &t.service)?;
     if found.truncated {
-        notes.push(format!(
-            "a one-second window held more than {} traces: some are left out",
-            tempo::MAX_LIMIT
-        ));
+        notes.push(TRUNCATED.to_owned());
     }
     let (mut spans, mut to_fetch, mut cut) = (Vec::new(), Vec::new(), 0);
     // Failed traces as searched: kept if the fetch for their messages does not come back.
@@ -441,10 +442,7 @@ fn fetch_all(
     let found = tempo::find_traces(client, &traceql, window, t.limit)?;
     let mut notes = Vec::new();
     if found.truncated {
-        notes.push(format!(
-            "a one-second window held more than {} traces: some are left out",
-            tempo::MAX_LIMIT
-        ));
+        notes.push(TRUNCATED.to_owned());
     }
     if found.traces.is_empty() {
         return Err(nothing_found(&server.url, t, &traceql, window, now));
@@ -540,6 +538,11 @@ mod tests {
         ));
         let w = window(WindowSpec::Last(Duration::from_secs(60)), 100).unwrap();
         assert_eq!((w.start, w.end), (40, 100));
+    }
+
+    #[test]
+    fn the_truncation_note_names_tempos_limit() {
+        assert!(TRUNCATED.contains(&tempo::MAX_LIMIT.to_string()));
     }
 
     #[test]
