@@ -442,3 +442,82 @@ fn steps_that_wait_for_the_cores_are_told_apart_from_steps_that_work() {
         "{text}"
     );
 }
+
+#[test]
+fn scanner_and_protocol_facts_reach_every_step_and_the_ranking() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (bids, out) = (tmp.path().join("bids"), tmp.path().join("out"));
+    synth(
+        &bids,
+        &[
+            "--subjects",
+            "6",
+            "--shape",
+            "24,28,24",
+            "--voxel-size",
+            "8,8,8",
+        ],
+    );
+    let (code, _, stderr) = run(&bids, &out, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let trace_file = std::fs::read_dir(out.join("logs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".jsonl"))
+        .unwrap();
+    let attribute = |span: &Value, key: &str| {
+        span["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["key"] == key)
+            .map(|a| a["value"].clone())
+    };
+    let mut makers = Vec::new();
+    for span in common::trace_file_spans(&trace_file) {
+        if span["name"] == "process_subject" {
+            continue;
+        }
+        // Every span below the subject carries them, so a search for stage spans can rank.
+        let maker = attribute(&span, "scanner.manufacturer")
+            .unwrap_or_else(|| panic!("{} has no scanner.manufacturer", span["name"]));
+        makers.push(maker["stringValue"].as_str().unwrap().to_owned());
+        assert_eq!(
+            attribute(&span, "image.voxel_mm").unwrap()["stringValue"],
+            "8x8x8"
+        );
+        assert!(attribute(&span, "image.matrix").is_some());
+        assert!(attribute(&span, "scanner.field_strength_t").is_some());
+    }
+    makers.sort();
+    makers.dedup();
+    assert_eq!(makers, ["GE", "Siemens"], "synth's two scanners");
+    let (code, stdout, stderr) = analyze(&[
+        "--traces",
+        out.to_str().unwrap(),
+        "--min-count",
+        "3",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let tested: Vec<String> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| {
+            std::iter::once(f["attribute"].as_str().unwrap().to_owned()).chain(
+                f["collinear"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.as_str().unwrap().to_owned()),
+            )
+        })
+        .collect();
+    assert!(
+        tested.iter().any(|a| a.starts_with("scanner.")),
+        "the scanner is tested as a cause: {tested:?}"
+    );
+}

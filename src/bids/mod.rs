@@ -1,10 +1,13 @@
-//! BIDS datasets: entity parsing, discovery of anatomical inputs, and participants.tsv.
+//! BIDS datasets: entity parsing, discovery of anatomical inputs, participants.tsv, and the
+//! acquisition facts of a scan's sidecar.
 
+mod acquisition;
 mod discover;
 mod entities;
 mod explain;
 mod participants;
 
+pub use acquisition::{Acquisition, read as read_acquisition};
 pub use discover::{Dataset, Discovery, Filters, Input, Subject, discover, open_dataset};
 pub use entities::{BidsName, ENTITY_ORDER};
 pub use explain::nothing_found;

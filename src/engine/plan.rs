@@ -2,7 +2,7 @@
 
 use super::RunConfig;
 use super::resume::{is_complete, settings_digest};
-use crate::bids::{Discovery, Input};
+use crate::bids::{self, Acquisition, Discovery, Input};
 use crate::derivatives::provenance::{Provenance, fingerprint};
 use crate::derivatives::{OutputPaths, output_paths};
 use crate::stages::Stage;
@@ -23,6 +23,10 @@ pub struct FileJob {
     pub complete: bool,
     /// Estimated peak bytes to process it (0 when the header is unreadable).
     pub estimated_bytes: u64,
+    /// Matrix and voxel size (mm) from the header, when it could be read.
+    pub geometry: Option<([usize; 3], [f32; 3])>,
+    /// Scanner facts from the BIDS sidecar.
+    pub acquisition: Acquisition,
 }
 
 /// One subject: the unit of scheduling.
@@ -61,20 +65,16 @@ pub fn plan(discovery: &Discovery, out_root: &Path, config: &RunConfig) -> Vec<S
             files: subject
                 .inputs
                 .iter()
-                .map(|input| plan_file(input, out_root, with_mask, with_field, &digest))
+                .map(|input| {
+                    let outputs = output_paths(out_root, input, with_mask, with_field);
+                    plan_file(input, outputs, &config.bids_dir, &digest)
+                })
                 .collect(),
         })
         .collect()
 }
 
-fn plan_file(
-    input: &Input,
-    out_root: &Path,
-    with_mask: bool,
-    with_field: bool,
-    digest: &str,
-) -> FileJob {
-    let outputs = output_paths(out_root, input, with_mask, with_field);
+fn plan_file(input: &Input, outputs: OutputPaths, bids_root: &Path, digest: &str) -> FileJob {
     let provenance = fingerprint(&input.path).ok().map(|fp| Provenance {
         input_fingerprint: fp,
         settings_digest: digest.to_string(),
@@ -82,14 +82,14 @@ fn plan_file(
     let complete = provenance
         .as_ref()
         .is_some_and(|p| is_complete(&outputs, p));
-    let estimated_bytes = volume::inspect(&input.path)
-        .map(|h| h.working_bytes())
-        .unwrap_or(0);
+    let header = volume::inspect(&input.path).ok();
     FileJob {
         input: input.clone(),
         outputs,
         provenance,
         complete,
-        estimated_bytes,
+        estimated_bytes: header.as_ref().map_or(0, |h| h.working_bytes()),
+        geometry: header.map(|h| (h.dims, h.spacing_mm)),
+        acquisition: bids::read_acquisition(&input.path, bids_root, &input.name.suffix),
     }
 }

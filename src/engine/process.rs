@@ -109,12 +109,46 @@ impl FileAttributes {
             Some(p) => p.input_fingerprint.size_bytes,
             None => std::fs::metadata(&job.input.path).map_or(0, |m| m.len()),
         };
-        Self(vec![
+        let mut attributes = vec![
             KeyValue::new(names::BIDS_SUBJECT, job.input.subject.clone()),
             KeyValue::new(names::FILE_SIZE_MB, bytes as f64 / 1e6),
             KeyValue::new(names::FILE_SIZE_BUCKET, names::size_bucket(bytes)),
             KeyValue::new(names::FILE_SIZE_BYTES, bytes as i64),
-        ])
+        ];
+        // What varies in a real study besides the size: the scanner, the protocol.
+        let scan = &job.acquisition;
+        let text = [
+            (names::SCANNER_MANUFACTURER, scan.manufacturer.clone()),
+            (names::SCANNER_MODEL, scan.model.clone()),
+            (
+                names::BIDS_ACQ,
+                job.input.name.get("acq").map(str::to_owned),
+            ),
+            (
+                names::BIDS_RUN,
+                job.input.name.get("run").map(str::to_owned),
+            ),
+        ];
+        for (key, value) in text {
+            if let Some(value) = value {
+                attributes.push(KeyValue::new(key, value));
+            }
+        }
+        if let Some(t) = scan.field_strength_t {
+            attributes.push(KeyValue::new(names::SCANNER_FIELD_STRENGTH_T, t));
+        }
+        if let Some((matrix, voxel)) = job.geometry {
+            let [x, y, z] = matrix;
+            attributes.push(KeyValue::new(names::IMAGE_MATRIX, format!("{x}x{y}x{z}")));
+            let mm = voxel.map(|v| {
+                format!("{:.2}", v)
+                    .trim_end_matches('0')
+                    .trim_end_matches('.')
+                    .to_owned()
+            });
+            attributes.push(KeyValue::new(names::IMAGE_VOXEL_MM, mm.join("x")));
+        }
+        Self(attributes)
     }
 
     fn apply(&self, span: &Span) {

@@ -67,6 +67,13 @@ pub enum SynthError {
     Volume(#[from] VolumeError),
 }
 
+/// The sidecars of the two "scanners" subjects alternate between, so a run over a synthetic
+/// dataset has the acquisition facts a real study varies in.
+const SCANNERS: [&str; 2] = [
+    "{\n  \"Manufacturer\": \"Siemens\",\n  \"ManufacturersModelName\": \"Prisma\",\n  \"MagneticFieldStrength\": 3\n}\n",
+    "{\n  \"Manufacturer\": \"GE\",\n  \"ManufacturersModelName\": \"SIGNA Artist\",\n  \"MagneticFieldStrength\": 1.5\n}\n",
+];
+
 /// Write the dataset described by `spec` under `out`; returns the image paths written.
 pub fn generate(out: &Path, spec: &SynthSpec) -> Result<Vec<PathBuf>, SynthError> {
     let truth_root = out.join("derivatives/truth");
@@ -105,6 +112,9 @@ pub fn generate(out: &Path, spec: &SynthSpec) -> Result<Vec<PathBuf>, SynthError
                 &phantom,
                 spec,
             )?);
+            let scanner = &SCANNERS[(s - 1) % SCANNERS.len()];
+            let sidecar = out.join(&rel).join(format!("{stem}_T1w.json"));
+            neuro_batch_fsutil::write_atomic(&sidecar, scanner.as_bytes()).map_err(io(&sidecar))?;
         }
     }
     let tsv = out.join("participants.tsv");

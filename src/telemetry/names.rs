@@ -125,11 +125,25 @@ pub const OUTCOME: &str = "neuro_batch.outcome";
 pub const SLURM_TASKS: &str = "slurm.tasks";
 /// `slurm` span: the job id sbatch gave.
 pub const SLURM_JOB_ID: &str = "slurm.job_id";
+/// Every span below `process_subject`: the scanner's maker (sidecar `Manufacturer`).
+pub const SCANNER_MANUFACTURER: &str = "scanner.manufacturer";
+/// Every span below `process_subject`: the scanner model (`ManufacturersModelName`).
+pub const SCANNER_MODEL: &str = "scanner.model";
+/// Every span below `process_subject`: field strength, tesla (`MagneticFieldStrength`).
+pub const SCANNER_FIELD_STRENGTH_T: &str = "scanner.field_strength_t";
+/// Every span below `process_subject`: the image matrix from the header, `181x217x181`.
+pub const IMAGE_MATRIX: &str = "image.matrix";
+/// Every span below `process_subject`: voxel size in mm from the header, `1x1x1.2`.
+pub const IMAGE_VOXEL_MM: &str = "image.voxel_mm";
+/// Every span below `process_subject`: the `acq` entity of the file name.
+pub const BIDS_ACQ: &str = "bids.acq";
+/// Every span below `process_subject`: the `run` entity of the file name.
+pub const BIDS_RUN: &str = "bids.run";
 /// `slurm` span: subjects in the job.
 pub const BATCH_SUBJECT_COUNT: &str = "batch.subject_count";
 
 /// Every span attribute key above (stage facts, `<stage>.<fact>`, come on top).
-pub const ALL_ATTRIBUTES: [&str; 29] = [
+pub const ALL_ATTRIBUTES: [&str; 36] = [
     BATCH_ID,
     BIDS_SUBJECT,
     BIDS_SESSIONS,
@@ -154,6 +168,13 @@ pub const ALL_ATTRIBUTES: [&str; 29] = [
     RUN_SETTINGS_DIGEST,
     FILE_HEAD_SHA256,
     OUTCOME,
+    SCANNER_MANUFACTURER,
+    SCANNER_MODEL,
+    SCANNER_FIELD_STRENGTH_T,
+    IMAGE_MATRIX,
+    IMAGE_VOXEL_MM,
+    BIDS_ACQ,
+    BIDS_RUN,
     "skull_strip.brain_volume_ml",
     "skull_strip.threshold",
     "bias_correction.field_min",
