@@ -458,7 +458,13 @@ fn scanner_and_protocol_facts_reach_every_step_and_the_ranking() {
             "8,8,8",
         ],
     );
-    let (code, _, stderr) = run(&bids, &out, &[]);
+    let mut tsv = String::from("participant_id\tsite\tage\n");
+    for i in 1..=6 {
+        let site = ["north", "south"][i % 2];
+        tsv += &format!("sub-{i:02}\t{site}\t{}\n", 30 + i);
+    }
+    std::fs::write(bids.join("participants.tsv"), tsv).unwrap();
+    let (code, _, stderr) = run(&bids, &out, &["--span-attr-from-participants", "site,age"]);
     assert_eq!(code, 0, "{stderr}");
     let trace_file = std::fs::read_dir(out.join("logs"))
         .unwrap()
@@ -475,6 +481,9 @@ fn scanner_and_protocol_facts_reach_every_step_and_the_ranking() {
     };
     let mut makers = Vec::new();
     for span in common::trace_file_spans(&trace_file) {
+        let site = attribute(&span, "participant.site").expect("participant.site on every span");
+        assert!(["north", "south"].contains(&site["stringValue"].as_str().unwrap()));
+        assert!(attribute(&span, "participant.age").unwrap()["doubleValue"].is_number());
         if span["name"] == "process_subject" {
             continue;
         }

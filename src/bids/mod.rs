@@ -11,7 +11,7 @@ pub use acquisition::{Acquisition, read as read_acquisition};
 pub use discover::{Dataset, Discovery, Filters, Input, Subject, discover, open_dataset};
 pub use entities::{BidsName, ENTITY_ORDER};
 pub use explain::nothing_found;
-pub use participants::read_participants;
+pub use participants::{read_participant_columns, read_participants};
 
 use std::path::PathBuf;
 

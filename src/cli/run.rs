@@ -116,6 +116,10 @@ pub struct RunArgs {
     /// Also write intermediate results: the estimated bias field (desc-biasfield).
     #[arg(long)]
     pub save_intermediates: bool,
+    /// participants.tsv columns to record on every span of a subject as
+    /// participant.<column> (e.g. site,age), so `analyze` can rank by them.
+    #[arg(long, value_name = "COLUMNS", value_delimiter = ',', num_args = 1..)]
+    pub span_attr_from_participants: Vec<String>,
     /// Print what would be processed and touch nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -240,6 +244,7 @@ impl RunArgs {
             save_intermediates: self.save_intermediates,
             threads: self.threads.map(usize::from),
             mem_gb: self.mem_gb,
+            participant_columns: self.span_attr_from_participants.clone(),
         })
     }
 }
@@ -287,6 +292,12 @@ pub fn run_command_line(exe: &Path, config: &RunConfig, export: &ExportFlags) ->
     list("--participant-label", &filters.participants);
     list("--session-label", &filters.sessions);
     list("--suffix", &filters.suffixes);
+    if !config.participant_columns.is_empty() {
+        c.extend([
+            "--span-attr-from-participants".into(),
+            config.participant_columns.join(","),
+        ]);
+    }
     if config.stages != Stage::ALL {
         let names: Vec<String> = config.stages.iter().map(|&s| stage_flag(s)).collect();
         c.extend(["--stages".into(), names.join(",")]);
@@ -362,6 +373,8 @@ mod tests {
                 "--save-intermediates",
                 "--compression-level",
                 "6",
+                "--span-attr-from-participants",
+                "site,age",
             ],
             &[
                 "run",

@@ -45,6 +45,9 @@ pub struct RunConfig {
     /// available when the run starts (within the cgroup's limit, if any). A file whose
     /// estimated working set exceeds the budget fails before anything is allocated for it.
     pub mem_gb: Option<f64>,
+    /// `participants.tsv` columns recorded on every span of a subject
+    /// (`participant.<column>`), e.g. `site`, `age`.
+    pub participant_columns: Vec<String>,
 }
 
 impl RunConfig {

@@ -38,6 +38,8 @@ pub struct SubjectJob {
     pub sessions: Vec<String>,
     /// Its files, processed one after another.
     pub files: Vec<FileJob>,
+    /// `participants.tsv` values of the columns asked for, recorded on its spans.
+    pub participant: Vec<(String, String)>,
 }
 
 impl SubjectJob {
@@ -56,10 +58,26 @@ pub fn plan(discovery: &Discovery, out_root: &Path, config: &RunConfig) -> Vec<S
     let digest = settings_digest(&config.stages, &config.settings);
     let with_mask = config.runs(Stage::SkullStrip);
     let with_field = config.save_intermediates && config.runs(Stage::BiasCorrection);
+    let participants = if config.participant_columns.is_empty() {
+        Default::default()
+    } else {
+        let (values, warnings) = bids::read_participant_columns(
+            &config.bids_dir.join("participants.tsv"),
+            &config.participant_columns,
+        );
+        for warning in warnings {
+            tracing::warn!("{warning}");
+        }
+        values
+    };
     discovery
         .subjects
         .par_iter()
         .map(|subject| SubjectJob {
+            participant: participants
+                .get(&subject.label)
+                .cloned()
+                .unwrap_or_default(),
             label: subject.label.clone(),
             sessions: subject.sessions.clone(),
             files: subject

@@ -102,19 +102,34 @@ impl FileError {
 /// Attributes every span below `process_subject` repeats.
 struct FileAttributes(Vec<KeyValue>);
 
+/// `participant.<column>` attributes of a subject: numbers as doubles, the rest as text.
+fn participant_attributes(values: &[(String, String)]) -> Vec<KeyValue> {
+    values
+        .iter()
+        .map(|(column, value)| {
+            let key = format!("{}{column}", names::PARTICIPANT_PREFIX);
+            match value.parse::<f64>() {
+                Ok(n) if n.is_finite() => KeyValue::new(key, n),
+                _ => KeyValue::new(key, value.clone()),
+            }
+        })
+        .collect()
+}
+
 impl FileAttributes {
-    fn of(job: &FileJob) -> Self {
+    fn of(job: &FileJob, participant: &[(String, String)]) -> Self {
         // The planner's fingerprint already holds the size; stat only without one.
         let bytes = match &job.provenance {
             Some(p) => p.input_fingerprint.size_bytes,
             None => std::fs::metadata(&job.input.path).map_or(0, |m| m.len()),
         };
-        let mut attributes = vec![
+        let mut attributes = participant_attributes(participant);
+        attributes.extend([
             KeyValue::new(names::BIDS_SUBJECT, job.input.subject.clone()),
             KeyValue::new(names::FILE_SIZE_MB, bytes as f64 / 1e6),
             KeyValue::new(names::FILE_SIZE_BUCKET, names::size_bucket(bytes)),
             KeyValue::new(names::FILE_SIZE_BYTES, bytes as i64),
-        ];
+        ]);
         // What varies in a real study besides the size: the scanner, the protocol.
         let scan = &job.acquisition;
         let text = [
@@ -169,11 +184,18 @@ impl Processor<'_> {
         span.set_attribute(names::BATCH_ID, self.batch_id.to_string());
         span.set_attribute(names::RUN_THREADS, self.config.thread_count() as i64);
         span.set_attribute(names::RUN_SETTINGS_DIGEST, self.settings_digest.to_string());
+        for kv in participant_attributes(&job.participant) {
+            span.set_attribute(kv.key, kv.value);
+        }
         if let Some(link) = self.batch_link {
             span.add_link(link.clone());
         }
-        let files: Vec<FileRecord> =
-            span.in_scope(|| job.files.iter().map(|f| self.file(f)).collect());
+        let files: Vec<FileRecord> = span.in_scope(|| {
+            job.files
+                .iter()
+                .map(|f| self.file(f, &job.participant))
+                .collect()
+        });
         span.set_attribute(names::PROCESS_PEAK_RSS_MB, usage::peak_rss_mb());
         let failed = files
             .iter()
@@ -209,10 +231,10 @@ impl Processor<'_> {
 
     /// One input in its `process_file` span: skipped when done, else loaded, processed and
     /// written; a failure removes whatever outputs it left.
-    fn file(&self, job: &FileJob) -> FileRecord {
+    fn file(&self, job: &FileJob, participant: &[(String, String)]) -> FileRecord {
         let start = Instant::now();
         let span = tracing::info_span!(names::PROCESS_FILE, file.name = %job.input.name);
-        let attrs = FileAttributes::of(job);
+        let attrs = FileAttributes::of(job, participant);
         attrs.apply(&span);
         annotate_file(&span, job);
         let _entered = span.enter();

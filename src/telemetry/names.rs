@@ -139,6 +139,9 @@ pub const IMAGE_VOXEL_MM: &str = "image.voxel_mm";
 pub const BIDS_ACQ: &str = "bids.acq";
 /// Every span below `process_subject`: the `run` entity of the file name.
 pub const BIDS_RUN: &str = "bids.run";
+/// Every span of a subject: `participant.<column>` for the `participants.tsv` columns of
+/// `run --span-attr-from-participants` (numbers as doubles).
+pub const PARTICIPANT_PREFIX: &str = "participant.";
 /// `slurm` span: subjects in the job.
 pub const BATCH_SUBJECT_COUNT: &str = "batch.subject_count";
 
