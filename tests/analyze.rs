@@ -15,6 +15,15 @@ fn analyze(args: &[&str]) -> (i32, String, String) {
     outcome(neuro_batch().arg("analyze").args(args))
 }
 
+/// `analyze --traces out --format json EXTRA...`, which must succeed, parsed.
+fn json_report(out: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["--traces", out.to_str().unwrap(), "--format", "json"];
+    args.extend(extra);
+    let (code, stdout, stderr) = analyze(&args);
+    assert_eq!(code, 0, "{stderr}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
 /// A run over 24 phantoms whose volumes differ up to 64-fold in voxels, with sub-05's file cut
 /// short.
 fn varied_run(dir: &Path) -> std::path::PathBuf {
@@ -416,16 +425,7 @@ fn steps_that_wait_for_the_cores_are_told_apart_from_steps_that_work() {
     let (code, _, stderr) = run(&bids, &out, &["--threads", "1"]);
     drop(hog);
     assert_eq!(code, 0, "{stderr}");
-    let (code, stdout, stderr) = analyze(&[
-        "--traces",
-        out.to_str().unwrap(),
-        "--min-count",
-        "3",
-        "--format",
-        "json",
-    ]);
-    assert_eq!(code, 0, "{stderr}");
-    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let report = json_report(&out, &["--min-count", "3"]);
     let waiting = report["waiting"].as_array().unwrap();
     let slowest = waiting
         .iter()
@@ -501,16 +501,7 @@ fn scanner_and_protocol_facts_reach_every_step_and_the_ranking() {
     makers.sort();
     makers.dedup();
     assert_eq!(makers, ["GE", "Siemens"], "synth's two scanners");
-    let (code, stdout, stderr) = analyze(&[
-        "--traces",
-        out.to_str().unwrap(),
-        "--min-count",
-        "3",
-        "--format",
-        "json",
-    ]);
-    assert_eq!(code, 0, "{stderr}");
-    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let report = json_report(&out, &["--min-count", "3"]);
     let tested: Vec<String> = report["findings"]
         .as_array()
         .unwrap()

@@ -86,6 +86,24 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The sample dataset plus one broken file (the push happens on a partly failed run too), run
+/// under `dir` with `--metrics-push url`: its (BIDS_DIR, OUTPUT_DIR).
+fn pushed_run(dir: &Path, url: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let bids = dir.join("bids");
+    copy_dir(&sample_data(), &bids);
+    put(
+        &bids,
+        "broken",
+        "sub-broken_T1w.nii.gz",
+        b"not a NIfTI file",
+    );
+    let out = dir.join("out");
+    let (code, _, stderr) = run(&bids, &out, &["--metrics-push", url]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(!stderr.contains("warning: metrics push"), "{stderr}");
+    (bids, out)
+}
+
 fn number(v: &Value) -> f64 {
     v.as_str().unwrap().parse().unwrap()
 }
@@ -97,19 +115,7 @@ fn a_run_pushes_its_metrics_and_they_match_the_report() {
     };
     let gateway = Gateway::start(&binary);
     let tmp = tempfile::tempdir().unwrap();
-    let bids = tmp.path().join("bids");
-    copy_dir(&sample_data(), &bids);
-    // One broken file: the push happens on a partly failed run too.
-    put(
-        &bids,
-        "broken",
-        "sub-broken_T1w.nii.gz",
-        b"not a NIfTI file",
-    );
-    let out = tmp.path().join("out");
-    let (code, _, stderr) = run(&bids, &out, &["--metrics-push", &gateway.url]);
-    assert_eq!(code, 1, "{stderr}");
-    assert!(!stderr.contains("warning: metrics push"), "{stderr}");
+    let (bids, out) = pushed_run(tmp.path(), &gateway.url);
     let report = latest_report(&out);
 
     let groups = gateway.groups();
@@ -244,17 +250,7 @@ fn prometheus_scrapes_pushed_runs_and_every_dashboard_query_runs() {
         .arg("--enable-feature=exemplar-storage");
     let prometheus = Server::start(command, format!("http://127.0.0.1:{port}"));
 
-    let bids = tmp.path().join("bids");
-    copy_dir(&sample_data(), &bids);
-    put(
-        &bids,
-        "broken",
-        "sub-broken_T1w.nii.gz",
-        b"not a NIfTI file",
-    );
-    let out = tmp.path().join("out");
-    let (code, _, stderr) = run(&bids, &out, &["--metrics-push", &gateway.url]);
-    assert_eq!(code, 1, "{stderr}");
+    let (_, out) = pushed_run(tmp.path(), &gateway.url);
     let report = latest_report(&out);
     let run_id = report["run_id"].as_str().unwrap();
 

@@ -15,19 +15,12 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::fake_tempo::{self, Mode, Shape};
+use common::NoProgress;
+use common::fake_tempo::{self, Mode, Shape, search};
 use common::replay::{Replay, Seen};
 use neuro_batch_analysis::rank::RankOptions;
-use neuro_batch_analysis::source::{self, Source, TempoSearch, TempoServer, WindowSpec};
+use neuro_batch_analysis::source::{self, Source, TempoServer};
 use neuro_batch_analysis::{ReportOptions, SpanTable, report, tempo};
-
-struct Quiet;
-
-impl source::Progress for Quiet {
-    fn start(&self, _: usize) {}
-    fn tick(&self) {}
-    fn finish(&self) {}
-}
 
 /// Peak RSS of this process (VmHWM), MB.
 fn peak_rss_mb() -> f64 {
@@ -53,19 +46,6 @@ fn analyze_in_child(url: &str, subjects: usize) -> String {
     String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
 }
 
-fn search(shape: Shape) -> Box<TempoSearch> {
-    Box::new(TempoSearch {
-        window: WindowSpec::Between(shape.start_s - 10, shape.start_s + 1000),
-        service: "neuro-batch".into(),
-        root_span: "process_subject".into(),
-        batch: Some(("batch.id".into(), "run-1".into())),
-        query: None,
-        attributes: vec!["bids.subject".into()],
-        concurrency: 4,
-        limit: 1000,
-    })
-}
-
 /// Load from `url` and build the report; seconds and what the source said.
 fn analyze(url: &str, shape: Shape) -> (f64, usize, Vec<String>) {
     let server = TempoServer {
@@ -74,7 +54,7 @@ fn analyze(url: &str, shape: Shape) -> (f64, usize, Vec<String>) {
         deadline: Duration::from_secs(3600),
     };
     let started = Instant::now();
-    let loaded = source::load(&Source::Tempo(server, search(shape)), &Quiet).unwrap();
+    let loaded = source::load(&Source::Tempo(server, search(shape)), &NoProgress).unwrap();
     let spans = loaded.spans.len();
     let table = SpanTable::build(loaded.spans).unwrap();
     let options = ReportOptions {

@@ -5,6 +5,7 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use common::NoProgress;
 use common::replay::{self, Replay, Reply, captured};
 use neuro_batch_analysis::source::{
     self, Source, SourceError, TempoSearch, TempoServer, WindowSpec,
@@ -360,12 +361,4 @@ fn a_web_page_is_not_taken_for_tempo() {
             && text.contains("<!DOCTYPE html>"),
         "{text}"
     );
-}
-
-struct NoProgress;
-
-impl source::Progress for NoProgress {
-    fn start(&self, _: usize) {}
-    fn tick(&self) {}
-    fn finish(&self) {}
 }

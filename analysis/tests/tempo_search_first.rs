@@ -7,10 +7,11 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::fake_tempo::{self, Mode, Shape};
+use common::NoProgress;
+use common::fake_tempo::{self, Mode, Shape, search};
 use common::replay::{Replay, Reply, captured};
 use neuro_batch_analysis::rank::RankOptions;
-use neuro_batch_analysis::source::{self, Source, TempoSearch, TempoServer, WindowSpec};
+use neuro_batch_analysis::source::{self, Source, TempoServer};
 use neuro_batch_analysis::tempo::{self, Retry, TempoClient, Window};
 use neuro_batch_analysis::{ReportOptions, Span, SpanTable, Status, report};
 
@@ -101,33 +102,12 @@ fn the_captured_search_decodes_the_same_from_json_and_protobuf() {
     assert_eq!(table.unwrap().roots().unwrap().len(), 3);
 }
 
-fn search(shape: Shape) -> TempoSearch {
-    TempoSearch {
-        window: WindowSpec::Between(shape.start_s - 10, shape.start_s + 400),
-        service: "neuro-batch".into(),
-        root_span: "process_subject".into(),
-        batch: Some(("batch.id".into(), "run-1".into())),
-        query: None,
-        attributes: vec!["bids.subject".into()],
-        concurrency: 4,
-        limit: 1000,
-    }
-}
-
 fn server(url: &str) -> TempoServer {
     TempoServer {
         url: url.to_owned(),
         timeout: Duration::from_secs(10),
         deadline: Duration::from_secs(120),
     }
-}
-
-struct NoProgress;
-
-impl source::Progress for NoProgress {
-    fn start(&self, _: usize) {}
-    fn tick(&self) {}
-    fn finish(&self) {}
 }
 
 fn sorted(mut spans: Vec<Span>) -> Vec<Span> {
@@ -190,7 +170,7 @@ fn search_first_gives_the_fetch_paths_spans_and_report_and_fetches_only_what_it_
             fake_tempo::route(store.clone(), Mode::Current)(&seen)
         });
         let first = source::load(
-            &Source::Tempo(server(&tempo.url), Box::new(search(shape))),
+            &Source::Tempo(server(&tempo.url), search(shape)),
             &NoProgress,
         )
         .unwrap();
@@ -211,11 +191,8 @@ fn search_first_gives_the_fetch_paths_spans_and_report_and_fetches_only_what_it_
             let store = stored.clone();
             move |seen| fake_tempo::route(store.clone(), Mode::NoSelect)(seen)
         });
-        let fetched = source::load(
-            &Source::Tempo(server(&old.url), Box::new(search(shape))),
-            &NoProgress,
-        )
-        .unwrap();
+        let fetched =
+            source::load(&Source::Tempo(server(&old.url), search(shape)), &NoProgress).unwrap();
         assert_eq!(old.count("/api/v2/traces/"), shape.subjects);
         assert!(
             fetched
@@ -251,11 +228,8 @@ fn the_root_and_batch_filters_apply_to_search_first_too() {
     });
     let mut other_batch = search(shape);
     other_batch.batch = Some(("batch.id".into(), "run-2".into()));
-    let err = source::load(
-        &Source::Tempo(server(&tempo.url), Box::new(other_batch)),
-        &NoProgress,
-    )
-    .unwrap_err();
+    let err =
+        source::load(&Source::Tempo(server(&tempo.url), other_batch), &NoProgress).unwrap_err();
     assert!(
         err.to_string().contains("has no process_subject traces"),
         "{err}"
@@ -272,7 +246,7 @@ fn the_root_and_batch_filters_apply_to_search_first_too() {
         _ => Reply::status(404),
     });
     let err = source::load(
-        &Source::Tempo(server(&broken.url), Box::new(search(shape))),
+        &Source::Tempo(server(&broken.url), search(shape)),
         &NoProgress,
     )
     .unwrap_err();

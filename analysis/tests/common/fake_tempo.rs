@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use base64::Engine as _;
+use neuro_batch_analysis::source::{TempoSearch, WindowSpec};
 use neuro_batch_analysis::{AttrValue, Span, Status};
 use prost::Message as _;
 use serde_json::{Value, json};
@@ -211,6 +212,21 @@ pub fn subjects(shape: Shape) -> Vec<Vec<Span>> {
         .collect()
 }
 
+/// The search for the subjects of `shape` (batch `run-1`), over a window that holds them all.
+pub fn search(shape: Shape) -> Box<TempoSearch> {
+    let last_s = shape.start_s + (shape.subjects / 100) as i64;
+    Box::new(TempoSearch {
+        window: WindowSpec::Between(shape.start_s - 10, last_s + 10),
+        service: "neuro-batch".into(),
+        root_span: "process_subject".into(),
+        batch: Some(("batch.id".into(), "run-1".into())),
+        query: None,
+        attributes: vec!["bids.subject".into()],
+        concurrency: 4,
+        limit: 1000,
+    })
+}
+
 /// How the fake answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -338,11 +354,26 @@ fn json_attributes(list: &[(String, AttrValue)]) -> Value {
     )
 }
 
+/// What a search answer says of a trace whatever the query: id (leading zeros stripped), root,
+/// start and duration.
+fn trace_metadata(trace: &[Span]) -> serde_json::Map<String, Value> {
+    let r = root(trace);
+    let Value::Object(map) = json!({
+        "traceID": stripped(&r.trace_id),
+        "rootServiceName": r.service,
+        "rootTraceName": r.name,
+        "startTimeUnixNano": r.start_ns.to_string(),
+        "durationMs": (r.end_ns - r.start_ns) / 1_000_000,
+    }) else {
+        unreachable!("a JSON object literal")
+    };
+    map
+}
+
 fn json_search(found: &[&Vec<Span>], selected: &[String], spss: usize) -> Reply {
     let traces: Vec<Value> = found
         .iter()
         .map(|trace| {
-            let r = root(trace);
             let set = json!({
                 "spans": trace.iter().take(spss).map(|s| json!({
                     "spanID": s.span_id,
@@ -353,16 +384,14 @@ fn json_search(found: &[&Vec<Span>], selected: &[String], spss: usize) -> Reply 
                 })).collect::<Vec<_>>(),
                 "matched": trace.len(),
             });
-            json!({
-                "traceID": stripped(&r.trace_id),
-                "rootServiceName": r.service,
-                "rootTraceName": r.name,
-                "startTimeUnixNano": r.start_ns.to_string(),
-                "durationMs": (r.end_ns - r.start_ns) / 1_000_000,
-                "spanSet": set,
-                "spanSets": [set],
-                "serviceStats": {"neuro-batch": {"spanCount": trace.len()}},
-            })
+            let mut t = trace_metadata(trace);
+            t.insert("spanSets".into(), json!([set]));
+            t.insert("spanSet".into(), set);
+            t.insert(
+                "serviceStats".into(),
+                json!({"neuro-batch": {"spanCount": trace.len()}}),
+            );
+            Value::Object(t)
         })
         .collect();
     Reply::json(
@@ -440,16 +469,10 @@ fn root_search(found: &[&Vec<Span>]) -> Reply {
     let traces: Vec<Value> = found
         .iter()
         .map(|trace| {
-            let r = root(trace);
-            json!({
-                "traceID": stripped(&r.trace_id),
-                "rootServiceName": r.service,
-                "rootTraceName": r.name,
-                "startTimeUnixNano": r.start_ns.to_string(),
-                "durationMs": (r.end_ns - r.start_ns) / 1_000_000,
-                "spanSet": {"spans": [], "matched": 1},
-                "spanSets": [{"spans": [], "matched": 1}],
-            })
+            let mut t = trace_metadata(trace);
+            t.insert("spanSet".into(), json!({"spans": [], "matched": 1}));
+            t.insert("spanSets".into(), json!([{"spans": [], "matched": 1}]));
+            Value::Object(t)
         })
         .collect();
     Reply::json(serde_json::to_vec(&json!({"traces": traces, "metrics": {}})).unwrap())
