@@ -521,3 +521,71 @@ fn scanner_and_protocol_facts_reach_every_step_and_the_ranking() {
         "the scanner is tested as a cause: {tested:?}"
     );
 }
+
+#[test]
+fn a_slower_protocol_is_named_for_what_it_is_not_for_the_file_size_it_brings() {
+    // Half the subjects scanned with a high-resolution protocol (1.25 mm over the same field of
+    // view: ~4x the voxels), file sizes otherwise alike, as in a real study; the scanners
+    // alternate apart from it.
+    let tmp = tempfile::tempdir().unwrap();
+    let (bids, out) = (tmp.path().join("bids"), tmp.path().join("out"));
+    synth(
+        &bids,
+        &[
+            "--subjects",
+            "16",
+            "--shape",
+            "32,40,32",
+            "--acq-highres",
+            "1.25",
+            "--seed",
+            "5",
+        ],
+    );
+    assert!(
+        bids.join("sub-03/anat/sub-03_acq-highres_T1w.nii.gz")
+            .is_file()
+    );
+    assert!(
+        bids.join("sub-03/anat/sub-03_acq-highres_T1w.json")
+            .is_file()
+    );
+    let (code, _, stderr) = run(&bids, &out, &["--threads", "1"]);
+    assert_eq!(code, 0, "{stderr}");
+    let report = json_report(&out, &[]);
+    let findings = report["findings"].as_array().unwrap();
+    let top = findings
+        .iter()
+        .find(|f| f["span"] == "skull_strip")
+        .expect("a skull_strip finding");
+    assert_eq!(top["attribute"], "bids.acq", "{}", top["headline"]);
+    assert_eq!(top["kind"], "categorical");
+    assert_eq!(top["significant"], true, "{}", top["headline"]);
+    let groups = top["groups"].as_array().unwrap();
+    assert_eq!(groups[0]["label"], "highres", "slowest first");
+    assert_eq!(groups[1]["label"], "(none)", "images without acq- compared");
+    let collinear: Vec<&str> = top["collinear"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(
+        collinear.contains(&"file.size_mb") && collinear.contains(&"image.voxel_mm"),
+        "file size and voxel size are the same cause, folded: {collinear:?}"
+    );
+    assert!(
+        top["headline"].as_str().unwrap().contains("for highres vs"),
+        "{}",
+        top["headline"]
+    );
+    // No step is explained twice by what the protocol brings.
+    for f in findings.iter().filter(|f| f["significant"] == true) {
+        let key = f["attribute"].as_str().unwrap();
+        assert!(
+            !["file.size_mb", "image.voxel_mm", "array.shape"].contains(&key),
+            "{}",
+            f["headline"]
+        );
+    }
+}

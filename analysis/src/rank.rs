@@ -28,8 +28,9 @@ pub struct RankOptions {
     pub alpha: f64,
     /// Attribute keys left out: exact keys, or prefixes ending in `*` (`thread.*`).
     pub exclude: Vec<String>,
-    /// Numeric attributes that lead their collinear group, in order of preference (e.g.
-    /// `file.size_mb` over `array.voxels`); without one, the group's strongest leads.
+    /// Attributes that lead their group of same-cause attributes, in order of preference (e.g.
+    /// `file.size_mb` over `array.voxels`, `bids.acq` over `array.shape`); without one, the
+    /// group's strongest leads.
     pub prefer: Vec<String>,
 }
 
@@ -229,6 +230,7 @@ pub fn rank(table: &SpanTable, options: &RankOptions) -> Result<Vec<Finding>, Ta
                     }
                 }
                 Values::Categorical(v) => {
+                    let v = absent_as_value(v);
                     let (x, y) = pairs(&v, &durations);
                     if x.len() >= options.min_count
                         && let Some(f) = categorical_finding(&name, key, &x, &y)
@@ -238,7 +240,12 @@ pub fn rank(table: &SpanTable, options: &RankOptions) -> Result<Vec<Finding>, Ta
                 }
             }
         }
-        let mut these = fold_derived(fold_collinear(numeric, &options.prefer), categorical);
+        let mut these = fold_derived(
+            fold_collinear(numeric, &options.prefer),
+            fold_same_partition(categorical, &options.prefer),
+            &durations,
+            &options.prefer,
+        );
         for f in &mut these {
             f.measure = measure;
             if measure == Measure::SelfTime {
@@ -273,25 +280,138 @@ pub fn rank(table: &SpanTable, options: &RankOptions) -> Result<Vec<Finding>, Ta
     Ok(ranked.into_iter().map(|(_, f)| f).collect())
 }
 
+/// The label a categorical attribute gets on spans that lack it, when others have it: an
+/// image without an `acq` entity is its own acquisition, compared with the named ones.
+pub const ABSENT: &str = "(none)";
+
+/// `values` with missing entries as [`ABSENT`] when some are present.
+fn absent_as_value(values: Vec<Option<String>>) -> Vec<Option<String>> {
+    if values.iter().all(Option::is_some) || values.iter().all(Option::is_none) {
+        return values;
+    }
+    values
+        .into_iter()
+        .map(|v| v.or_else(|| Some(ABSENT.to_owned())))
+        .collect()
+}
+
+/// Within the categories it tells apart, a number leads only if it still explains the duration
+/// (pooled within-category Spearman, |ρ| ≥ 0.5 and p below this); else the category is the
+/// better description of the cause. Strict, so that chance order among a dozen spans does not
+/// decide which attribute a report names.
+const WITHIN_P: f64 = 0.001;
+
 /// Folds each categorical finding whose values are a function of a kept numeric attribute's
-/// (every category a run of consecutive values when sorted by it, e.g. `file.size_bucket` of
-/// `file.size_mb`) into that numeric finding: the same cause, found twice.
+/// (every category a run of consecutive values when sorted by it) together with that numeric
+/// finding: the same cause, found twice. The number leads when it explains the duration within
+/// the categories too (`file.size_bucket` of `file.size_mb`: bigger files are slower inside each
+/// bucket); the category leads when the number only tells the categories apart (`bids.acq` of
+/// `file.size_mb`, when a high-resolution protocol makes bigger files but file size inside each
+/// protocol says nothing).
 fn fold_derived(
-    mut numeric: Vec<(Finding, Vec<Option<f64>>)>,
-    categorical: Vec<(Finding, Vec<Option<String>>)>,
+    numeric: Vec<(Finding, Vec<Option<f64>>)>,
+    mut categorical: Vec<(Finding, Vec<Option<String>>)>,
+    durations: &[Option<f64>],
+    prefer: &[String],
 ) -> Vec<Finding> {
+    let preference = |k: &str| prefer.iter().position(|p| p == k).unwrap_or(usize::MAX);
     let mut out = Vec::new();
-    for (f, cats) in categorical {
-        match numeric
-            .iter_mut()
-            .find(|(_, nums)| is_function_of(&cats, nums))
-        {
-            Some((n, _)) => n.collinear.push(f.attribute),
-            None => out.push(f),
+    for (mut n, nums) in numeric {
+        let (derived, rest): (Vec<_>, Vec<_>) = categorical
+            .into_iter()
+            .partition(|(_, cats)| is_function_of(cats, &nums));
+        categorical = rest;
+        let Some(best) = derived
+            .iter()
+            .enumerate()
+            .min_by(|(_, a), (_, b)| {
+                preference(&a.0.attribute)
+                    .cmp(&preference(&b.0.attribute))
+                    .then(b.0.explained.total_cmp(&a.0.explained))
+                    .then_with(|| a.0.attribute.cmp(&b.0.attribute))
+            })
+            .map(|(i, _)| i)
+        else {
+            out.push(n);
+            continue;
+        };
+        if number_explains_within(&derived[best].1, &nums, durations) {
+            for (f, _) in derived {
+                n.collinear.push(f.attribute);
+                n.collinear.extend(f.collinear);
+            }
+            out.push(n);
+        } else {
+            let mut derived: Vec<Finding> = derived.into_iter().map(|(f, _)| f).collect();
+            let mut lead = derived.swap_remove(best);
+            lead.collinear.push(n.attribute);
+            lead.collinear.append(&mut n.collinear);
+            for f in derived {
+                lead.collinear.push(f.attribute);
+                lead.collinear.extend(f.collinear);
+            }
+            out.push(lead);
         }
     }
-    out.extend(numeric.into_iter().map(|(f, _)| f));
+    out.extend(categorical.into_iter().map(|(f, _)| f));
     out
+}
+
+/// Folds categorical findings that split the spans alike (`bids.acq` and `image.voxel_mm` when
+/// each protocol has its own voxel size) into one, led by the preferred attribute, else the
+/// strongest.
+fn fold_same_partition(
+    mut categorical: Vec<(Finding, Vec<Option<String>>)>,
+    prefer: &[String],
+) -> Vec<(Finding, Vec<Option<String>>)> {
+    let preference = |k: &str| prefer.iter().position(|p| p == k).unwrap_or(usize::MAX);
+    categorical.sort_by(|a, b| {
+        preference(&a.0.attribute)
+            .cmp(&preference(&b.0.attribute))
+            .then(b.0.explained.total_cmp(&a.0.explained))
+            .then_with(|| a.0.attribute.cmp(&b.0.attribute))
+    });
+    let mut kept: Vec<(Finding, Vec<Option<String>>)> = Vec::new();
+    for (f, v) in categorical {
+        match kept.iter_mut().find(|(_, kv)| same_partition(kv, &v)) {
+            Some((k, _)) => k.collinear.push(f.attribute),
+            None => kept.push((f, v)),
+        }
+    }
+    kept
+}
+
+/// Whether two categorical attributes group the spans the same way: on the spans that have
+/// both, each value of one goes with exactly one value of the other, both ways.
+fn same_partition(a: &[Option<String>], b: &[Option<String>]) -> bool {
+    let (mut ab, mut ba) = (BTreeMap::new(), BTreeMap::new());
+    let mut both = 0;
+    for (x, y) in a.iter().zip(b) {
+        let (Some(x), Some(y)) = (x, y) else { continue };
+        both += 1;
+        if *ab.entry(x).or_insert(y) != y || *ba.entry(y).or_insert(x) != x {
+            return false;
+        }
+    }
+    both >= 3 && ab.len() > 1
+}
+
+/// Whether `nums` explains the duration within the categories of `cats` (see [`WITHIN_P`]).
+fn number_explains_within(
+    cats: &[Option<String>],
+    nums: &[Option<f64>],
+    durations: &[Option<f64>],
+) -> bool {
+    let mut groups: BTreeMap<&str, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    for ((c, n), d) in cats.iter().zip(nums).zip(durations) {
+        if let (Some(c), Some(n), Some(d)) = (c, n, d) {
+            let g = groups.entry(c.as_str()).or_default();
+            g.0.push(*n);
+            g.1.push(*d);
+        }
+    }
+    let groups: Vec<(Vec<f64>, Vec<f64>)> = groups.into_values().collect();
+    stats::spearman_within(&groups).is_some_and(|c| c.rho.abs() >= 0.5 && c.p < WITHIN_P)
 }
 
 /// Whether each category of `cats` covers one interval of `nums`: sorted by the number, the
@@ -468,7 +588,7 @@ fn categorical_finding(span: &str, key: &str, x: &[String], y: &[f64]) -> Option
         .collect();
     groups.sort_by(|a, b| b.p50_ms.total_cmp(&a.p50_ms));
     let (slow, fast) = (groups.first()?, groups.last()?);
-    let headline = format!(
+    let mut headline = format!(
         "{span}: {key} explains {:.0} % (Kruskal-Wallis, {} values); p50 {} for {} vs {} for {}",
         kw.epsilon_squared * 100.0,
         groups.len(),
@@ -477,6 +597,9 @@ fn categorical_finding(span: &str, key: &str, x: &[String], y: &[f64]) -> Option
         fmt_ms(fast.p50_ms),
         fast.label
     );
+    if fast.p50_ms > 0.0 {
+        headline += &format!(" ({:.1}× slower)", slow.p50_ms / fast.p50_ms);
+    }
     Some(Finding {
         span: span.to_owned(),
         attribute: key.to_owned(),
@@ -622,8 +745,87 @@ mod fold_tests {
             categorical_finding("s", "file.size_bucket", &labels, &y).unwrap(),
             bucket,
         )];
-        let folded = fold_derived(numeric, categorical);
+        let durations: Vec<Option<f64>> = y.iter().map(|d| Some(*d)).collect();
+        let folded = fold_derived(numeric, categorical, &durations, &[]);
         assert_eq!(folded.len(), 1);
+        assert_eq!(folded[0].attribute, "file.size_mb");
         assert_eq!(folded[0].collinear, vec!["file.size_bucket"]);
+    }
+
+    #[test]
+    fn categories_that_split_the_spans_alike_are_one_cause() {
+        let acq: Vec<Option<String>> = (0..12)
+            .map(|i| Some(["(none)", "highres"][i % 2].to_owned()))
+            .collect();
+        let voxel: Vec<Option<String>> = (0..12)
+            .map(|i| Some(["1x1x1", "0.8x0.8x0.8"][i % 2].to_owned()))
+            .collect();
+        let scanner: Vec<Option<String>> = (0..12)
+            .map(|i| Some(["Prisma", "SIGNA"][i / 2 % 2].to_owned()))
+            .collect();
+        assert!(same_partition(&acq, &voxel));
+        assert!(!same_partition(&acq, &scanner));
+        let y: Vec<f64> = (0..12).map(|i| (i % 2 * 100 + i) as f64).collect();
+        let finding = |key: &str, v: &[Option<String>]| {
+            let labels: Vec<String> = v.iter().flatten().cloned().collect();
+            (
+                categorical_finding("s", key, &labels, &y).unwrap(),
+                v.to_vec(),
+            )
+        };
+        let folded = fold_same_partition(
+            vec![
+                finding("image.voxel_mm", &voxel),
+                finding("scanner.model", &scanner),
+                finding("bids.acq", &acq),
+            ],
+            &["bids.acq".to_owned()],
+        );
+        assert_eq!(folded.len(), 2);
+        assert_eq!(folded[0].0.attribute, "bids.acq");
+        assert_eq!(folded[0].0.collinear, vec!["image.voxel_mm"]);
+        assert_eq!(folded[1].0.attribute, "scanner.model");
+    }
+
+    #[test]
+    fn a_protocol_that_makes_bigger_files_is_named_for_what_it_is() {
+        // Two acquisitions: high-res files are ~2x bigger and 2x slower, but inside each
+        // protocol file size (compression noise) says nothing about the duration.
+        let n = 24;
+        let acq: Vec<Option<String>> = (0..n)
+            .map(|i| (i % 2 == 1).then(|| "highres".to_owned()))
+            .collect();
+        let acq = absent_as_value(acq);
+        let size: Vec<Option<f64>> = (0..n)
+            .map(|i| Some(if i % 2 == 1 { 20.0 } else { 10.0 } + ((i * 7) % 5) as f64 * 0.1))
+            .collect();
+        let y: Vec<f64> = (0..n)
+            .map(|i| if i % 2 == 1 { 200.0 } else { 100.0 } + ((i * 3) % 7) as f64)
+            .collect();
+        let x: Vec<f64> = size.iter().flatten().copied().collect();
+        let labels: Vec<String> = acq.iter().flatten().cloned().collect();
+        let durations: Vec<Option<f64>> = y.iter().map(|d| Some(*d)).collect();
+        let folded = fold_derived(
+            vec![(
+                numeric_finding("s", "file.size_mb", "MB", &x, &y).unwrap(),
+                size,
+            )],
+            vec![(
+                categorical_finding("s", "bids.acq", &labels, &y).unwrap(),
+                acq,
+            )],
+            &durations,
+            &[],
+        );
+        assert_eq!(folded.len(), 1);
+        assert_eq!(folded[0].attribute, "bids.acq");
+        assert_eq!(folded[0].collinear, vec!["file.size_mb"]);
+        assert!(
+            folded[0]
+                .headline
+                .ends_with("for highres vs 104 ms for (none) (2.0× slower)"),
+            "{}",
+            folded[0].headline
+        );
     }
 }

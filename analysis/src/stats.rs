@@ -85,6 +85,31 @@ pub fn spearman(x: &[f64], y: &[f64]) -> Option<Correlation> {
     Some(Correlation { rho, p })
 }
 
+/// Spearman's ρ within groups: each group's pairs are ranked on their own and centred, and the
+/// pooled ranks correlated, so what separates the groups does not count (a number that only
+/// tells the groups apart has ρ ≈ 0 here). `groups` are `(x, y)` samples; groups of fewer than
+/// 3 pairs are left out. The p-value uses n − g − 1 degrees of freedom, one spent per group.
+pub fn spearman_within(groups: &[(Vec<f64>, Vec<f64>)]) -> Option<Correlation> {
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    let mut used = 0usize;
+    for (x, y) in groups.iter().filter(|(x, _)| x.len() >= 3) {
+        let (rx, ry) = (ranks(x).0, ranks(y).0);
+        let mean = (x.len() + 1) as f64 / 2.0;
+        xs.extend(rx.iter().map(|r| r - mean));
+        ys.extend(ry.iter().map(|r| r - mean));
+        used += 1;
+    }
+    let df = xs.len().checked_sub(used + 1).filter(|&d| d > 0)? as f64;
+    let rho = pearson(&xs, &ys)?;
+    let p = if rho.abs() >= 1.0 {
+        0.0
+    } else {
+        let t = rho * (df / ((1.0 - rho) * (1.0 + rho))).sqrt();
+        2.0 * StudentsT::new(0.0, 1.0, df).ok()?.sf(t.abs())
+    };
+    Some(Correlation { rho, p })
+}
+
 /// Least-squares slope of `y` on `x`; `None` when `x` is constant.
 pub fn ols_slope(x: &[f64], y: &[f64]) -> Option<f64> {
     let n = x.len() as f64;
@@ -397,6 +422,22 @@ mod tests {
         close(c.rho, 0.9030303030303028, 1e-12);
         close(c.p, 0.0003436121977632824, 1e-9);
         assert!(spearman(&x, &[1.0; 10]).is_none());
+    }
+
+    #[test]
+    fn within_groups_only_what_varies_inside_them_counts() {
+        // Two groups far apart, with no order inside either: ρ is high across, ~0 within.
+        let a = (vec![1.0, 2.0, 3.0, 4.0], vec![13.0, 11.0, 14.0, 12.0]);
+        let b = (vec![11.0, 12.0, 13.0, 14.0], vec![21.0, 24.0, 22.0, 23.0]);
+        let across: Vec<f64> = a.0.iter().chain(&b.0).copied().collect();
+        let ys: Vec<f64> = a.1.iter().chain(&b.1).copied().collect();
+        assert!(spearman(&across, &ys).unwrap().rho > 0.7);
+        let w = spearman_within(&[a.clone(), b.clone()]).unwrap();
+        assert!(w.rho.abs() < 0.3 && w.p > 0.4, "{w:?}");
+        // Order inside each group is found.
+        let c = (vec![1.0, 2.0, 3.0, 4.0], vec![10.0, 11.0, 12.0, 13.0]);
+        let d = (vec![11.0, 12.0, 13.0, 14.0], vec![20.0, 21.0, 22.0, 23.0]);
+        close(spearman_within(&[c, d]).unwrap().rho, 1.0, 1e-12);
     }
 
     #[test]

@@ -67,6 +67,11 @@ pub struct SynthArgs {
     /// Write uncompressed .nii instead of .nii.gz.
     #[arg(long)]
     pub no_gzip: bool,
+    /// Scan subjects 3-4, 7-8, ... with a second protocol, `acq-highres`: MM isotropic voxels
+    /// over the same field of view (more voxels, so slower to process, as a real
+    /// high-resolution protocol is).
+    #[arg(long, value_name = "MM")]
+    pub acq_highres: Option<f32>,
 }
 
 /// `--bias-kind`.

@@ -28,7 +28,15 @@ const DEFAULT_EXCLUDE: [&str; 11] = [
 ];
 
 /// Attributes that lead their group of collinear attributes, in order of preference.
-const PREFER: [&str; 2] = [names::FILE_SIZE_MB, names::ARRAY_VOXELS];
+/// Among categories that split the spans alike, the protocol and scanner a person can act on
+/// lead the image facts that follow from them.
+const PREFER: [&str; 5] = [
+    names::FILE_SIZE_MB,
+    names::ARRAY_VOXELS,
+    names::BIDS_ACQ,
+    names::SCANNER_MODEL,
+    names::IMAGE_VOXEL_MM,
+];
 
 pub(super) fn analyze(args: AnalyzeArgs) -> Result<ExitCode, Failure> {
     let source = args.source.source(&args.window).ok_or_else(no_source)?;

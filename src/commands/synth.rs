@@ -26,6 +26,22 @@ pub(super) fn synth(args: SynthArgs) -> Result<ExitCode, Failure> {
             "--bias-length must be at least 1 mm, --coils 1 to 64",
         ));
     }
+    if args
+        .acq_highres
+        .is_some_and(|mm| !(mm > 0.0 && mm.is_finite()))
+    {
+        return Err(usage("--acq-highres must be a positive voxel size in mm"));
+    }
+    if let Some(mm) = args.acq_highres {
+        let largest = (0..3)
+            .map(|a| args.shape[a] as f32 * args.voxel_size[a] / mm * (1.0 + args.size_jitter))
+            .fold(0.0, f32::max);
+        if largest > 1024.0 {
+            return Err(usage(&format!(
+                "--acq-highres {mm} gives extents up to {largest:.0} voxels; the limit is 1024"
+            )));
+        }
+    }
     let spec = SynthSpec {
         subjects: args.subjects,
         sessions: args.sessions,
@@ -40,6 +56,7 @@ pub(super) fn synth(args: SynthArgs) -> Result<ExitCode, Failure> {
         contrast: args.contrast,
         gain: args.gain,
         orientation: args.orientation,
+        highres_mm: args.acq_highres,
     };
     let written =
         generate(&args.out, &spec).map_err(|e| Failure::new(ExitCode::CannotCreateOutput, e))?;

@@ -49,6 +49,10 @@ pub struct SynthSpec {
     pub orientation: AxisCodes,
     /// Write `.nii.gz` (otherwise `.nii`).
     pub gzip: bool,
+    /// A second protocol, `acq-highres`, at this isotropic voxel size (mm) over the same field
+    /// of view, for subjects 3-4, 7-8, ... (so it varies apart from the two scanners, which
+    /// alternate by subject).
+    pub highres_mm: Option<f32>,
 }
 
 /// Why generation failed.
@@ -97,12 +101,16 @@ pub fn generate(out: &Path, spec: &SynthSpec) -> Result<Vec<PathBuf>, SynthError
         };
         for (k, session) in sessions.iter().enumerate() {
             let seed = spec.seed ^ ((s as u64) << 32) ^ k as u64;
-            let phantom = synthesize(&params(spec, seed));
+            let highres = spec.highres_mm.filter(|_| (s - 1) / 2 % 2 == 1);
+            let phantom = synthesize(&params(spec, highres, seed));
             let mut rel = PathBuf::from(format!("sub-{label}"));
             let mut stem = format!("sub-{label}");
             if let Some(ses) = session {
                 rel.push(format!("ses-{ses}"));
                 stem.push_str(&format!("_ses-{ses}"));
+            }
+            if highres.is_some() {
+                stem.push_str("_acq-highres");
             }
             rel.push("anat");
             written.push(write_subject(
@@ -111,6 +119,7 @@ pub fn generate(out: &Path, spec: &SynthSpec) -> Result<Vec<PathBuf>, SynthError
                 &stem,
                 &phantom,
                 spec,
+                highres.map_or(spec.voxel_mm, |mm| [mm; 3]),
             )?);
             let scanner = &SCANNERS[(s - 1) % SCANNERS.len()];
             let sidecar = out.join(&rel).join(format!("{stem}_T1w.json"));
@@ -127,15 +136,21 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SynthError {
     move |source| SynthError::Io { path, source }
 }
 
-/// One image's phantom: the spec's settings with a size and gain drawn from `seed`.
-fn params(spec: &SynthSpec, seed: u64) -> PhantomParams {
+/// One image's phantom: the spec's settings with a size and gain drawn from `seed`; a
+/// high-resolution acquisition (`highres` mm, isotropic) covers the same field of view in
+/// smaller voxels.
+fn params(spec: &SynthSpec, highres: Option<f32>, seed: u64) -> PhantomParams {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let scale = 1.0 + spec.size_jitter * (2.0 * rng.random::<f32>() - 1.0);
+    let voxel_mm = highres.map_or(spec.voxel_mm, |mm| [mm; 3]);
+    let mut axis = 0;
     PhantomParams {
-        shape: spec
-            .shape
-            .map(|d| ((d as f32 * scale).round() as usize).max(8)),
-        voxel_mm: spec.voxel_mm,
+        shape: spec.shape.map(|d| {
+            let fov = d as f32 * spec.voxel_mm[axis] / voxel_mm[axis];
+            axis += 1;
+            ((fov * scale).round() as usize).max(8)
+        }),
+        voxel_mm,
         bias: spec.bias,
         bias_kind: spec.bias_kind,
         noise: spec.noise,
@@ -153,6 +168,7 @@ fn write_subject(
     stem: &str,
     phantom: &Phantom,
     spec: &SynthSpec,
+    voxel_mm: [f32; 3],
 ) -> Result<PathBuf, SynthError> {
     for d in [dir, truth_dir] {
         std::fs::create_dir_all(d).map_err(io(d))?;
@@ -161,7 +177,7 @@ fn write_subject(
     let o = spec.orientation;
     let image_data = o.apply(&phantom.image);
     let [dx, dy, dz] = [image_data.dim().0, image_data.dim().1, image_data.dim().2];
-    let header = o.header([dx, dy, dz], spec.voxel_mm);
+    let header = o.header([dx, dy, dz], voxel_mm);
     let image = dir.join(format!("{stem}_T1w{ext}"));
     write_image(&image, &header, &image_data, 6)?;
     write_image(

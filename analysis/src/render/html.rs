@@ -34,7 +34,7 @@ fn escape(s: &str) -> String {
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2rem;max-width:1100px;color:#222}\
 table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}\
-td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}th{background:#f3f3f3}\
+td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}th{background:#f3f3f3}td:last-child{white-space:nowrap}\
 .note{color:#8a5a00}.headline{font-size:1.1rem}.foot{color:#666;font-size:.85rem}.plots{display:flex;flex-wrap:wrap;gap:1rem}";
 
 /// The report as an HTML page; `table` supplies the points of the scatter plots.
@@ -100,6 +100,12 @@ fn plots(report: &Report, table: &SpanTable, max: usize) -> Result<String, HtmlE
     Ok(out)
 }
 
+/// Text size in the plots. plotters' SVG writes 0.806 × this as the font size in pixels, so
+/// 15 is 12.1 px at 100 % zoom, the least that reads comfortably.
+const TEXT: f64 = 15.0;
+/// Plot titles (14.5 px).
+const CAPTION: f64 = 18.0;
+
 /// Duration against the attribute, with the least-squares line: the points and the line the
 /// finding was computed from ([`rank::points`]).
 fn scatter(f: &Finding, table: &SpanTable) -> Result<String, HtmlError> {
@@ -118,10 +124,10 @@ fn scatter(f: &Finding, table: &SpanTable) -> Result<String, HtmlError> {
         let mut chart = ChartBuilder::on(&root)
             .caption(
                 format!("{}: duration vs {}", f.span, f.attribute),
-                ("sans-serif", 16),
+                ("sans-serif", CAPTION),
             )
             .margin(10)
-            .x_label_area_size(35)
+            .x_label_area_size(42)
             .y_label_area_size(55)
             .build_cartesian_2d(x0..x1, 0.0..y1 * 1.05)
             .map_err(plot_err)?;
@@ -129,7 +135,7 @@ fn scatter(f: &Finding, table: &SpanTable) -> Result<String, HtmlError> {
             .configure_mesh()
             .x_desc(axis_label(f))
             .y_desc("duration (ms)")
-            .label_style(("sans-serif", 13))
+            .label_style(("sans-serif", TEXT))
             .x_label_formatter(&tick)
             .y_label_formatter(&tick)
             .draw()
@@ -150,13 +156,22 @@ fn scatter(f: &Finding, table: &SpanTable) -> Result<String, HtmlError> {
                     RED.stroke_width(2),
                 ))
                 .map_err(plot_err)?
-                .label(format!("{:+.3} ms per {}", slope, f.unit.trim()))
+                .label(format!(
+                    "{:+.3} ms per {}",
+                    slope,
+                    if f.unit.trim().is_empty() {
+                        "unit"
+                    } else {
+                        f.unit.trim()
+                    }
+                ))
                 .legend(|(x, y)| PathElement::new([(x, y), (x + 15, y)], RED));
             chart
                 .configure_series_labels()
                 .position(SeriesLabelPosition::UpperLeft)
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
+                .label_font(("sans-serif", TEXT))
                 .draw()
                 .map_err(plot_err)?;
         }
@@ -177,10 +192,10 @@ fn bucket_bars(f: &Finding) -> Result<String, HtmlError> {
         let mut chart = ChartBuilder::on(&root)
             .caption(
                 format!("{}: p50 / p95 per {} bucket", f.span, f.attribute),
-                ("sans-serif", 16),
+                ("sans-serif", CAPTION),
             )
             .margin(10)
-            .x_label_area_size(35)
+            .x_label_area_size(56)
             .y_label_area_size(55)
             .build_cartesian_2d(0.0..n as f64, 0.0..(top * 1.1).max(1e-3))
             .map_err(plot_err)?;
@@ -190,20 +205,26 @@ fn bucket_bars(f: &Finding) -> Result<String, HtmlError> {
             .x_labels(0)
             .x_desc(axis_label(f))
             .y_desc("ms")
-            .label_style(("sans-serif", 13))
+            .label_style(("sans-serif", TEXT))
             .y_label_formatter(&tick)
             .draw()
             .map_err(plot_err)?;
         // Bucket names under their bars, placed in pixels (the axis labels of plotters fall on
         // round numbers, not on bar centres).
-        let label_style = ("sans-serif", 12)
+        let label_style = ("sans-serif", TEXT)
             .into_font()
             .color(&BLACK)
             .pos(Pos::new(HPos::Center, VPos::Top));
         for (i, label) in labels.iter().enumerate() {
             let (x, y) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
-            root.draw(&Text::new(label.clone(), (x, y + 4), label_style.clone()))
-                .map_err(plot_err)?;
+            // Many buckets: alternate two rows, so long labels (`0.0312-0.0625`) don't overlap.
+            let row = if n > 4 { (i % 2) as i32 * 16 } else { 0 };
+            root.draw(&Text::new(
+                label.clone(),
+                (x, y + 4 + row),
+                label_style.clone(),
+            ))
+            .map_err(plot_err)?;
         }
         let bars = |left: f64, value: fn(&crate::rank::Group) -> f64, color: RGBAColor| {
             f.groups.iter().enumerate().map(move |(i, g)| {
@@ -227,7 +248,7 @@ fn bucket_bars(f: &Finding) -> Result<String, HtmlError> {
             .position(SeriesLabelPosition::UpperLeft)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
-            .label_font(("sans-serif", 13))
+            .label_font(("sans-serif", TEXT))
             .draw()
             .map_err(plot_err)?;
         root.present().map_err(plot_err)?;
@@ -252,9 +273,9 @@ fn critical_path_plot(report: &Report) -> Result<String, HtmlError> {
         root.fill(&WHITE).map_err(plot_err)?;
         let n = shares.len();
         let mut chart = ChartBuilder::on(&root)
-            .caption("share of the critical path", ("sans-serif", 16))
+            .caption("share of the critical path", ("sans-serif", CAPTION))
             .margin(10)
-            .x_label_area_size(30)
+            .x_label_area_size(36)
             .y_label_area_size(190)
             .build_cartesian_2d(0.0..100.0, 0.0..n as f64)
             .map_err(plot_err)?;
@@ -263,9 +284,10 @@ fn critical_path_plot(report: &Report) -> Result<String, HtmlError> {
             .disable_y_mesh()
             .y_labels(0)
             .x_desc("% of the summed critical paths")
+            .label_style(("sans-serif", TEXT))
             .draw()
             .map_err(plot_err)?;
-        let label_style = ("sans-serif", 13)
+        let label_style = ("sans-serif", TEXT)
             .into_font()
             .color(&BLACK)
             .pos(Pos::new(HPos::Right, VPos::Center));
@@ -385,6 +407,17 @@ mod tests {
         assert!(
             page.contains(">p95<") && page.contains(">p50<"),
             "bar legend"
+        );
+        // Every piece of plot text is at least 12 px at 100 % zoom.
+        let sizes: Vec<f64> = page
+            .split("font-size=\"")
+            .skip(1)
+            .map(|rest| rest[..rest.find('"').unwrap()].parse().unwrap())
+            .collect();
+        assert!(!sizes.is_empty());
+        assert!(
+            sizes.iter().all(|&px| px >= 12.0),
+            "plot text below 12 px: {sizes:?}"
         );
         assert_eq!(tick(&5000.0), "5000");
         assert_eq!(tick(&2.5), "2.5");

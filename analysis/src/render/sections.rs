@@ -110,7 +110,7 @@ fn findings(report: &Report, max_findings: usize) -> Section {
             .map(|(i, f)| {
                 let mut text = f.headline.clone();
                 if !f.collinear.is_empty() {
-                    text += &format!(" [collinear: {}]", f.collinear.join(", "));
+                    text += &format!(" [same cause: {}]", f.collinear.join(", "));
                 }
                 vec![
                     (i + 1).to_string(),
