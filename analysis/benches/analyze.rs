@@ -113,8 +113,11 @@ fn store_100k(c: &mut Criterion) {
     let mut g = c.benchmark_group("store_100k_spans");
     g.sample_size(10)
         .throughput(Throughput::Elements((TRACES * SPANS_PER_TRACE) as u64));
-    g.bench_function("read", |b| b.iter(|| store::read(&files).unwrap()));
-    let spans = store::read(&files).unwrap().spans;
+    g.bench_function("read", |b| b.iter(|| store::read_spans(&files).unwrap()));
+    g.bench_function("read_table", |b| {
+        b.iter(|| store::read_table(&files).unwrap())
+    });
+    let spans = store::read_spans(&files).unwrap().0;
     g.bench_function("table", |b| {
         b.iter(|| SpanTable::build(spans.clone()).unwrap())
     });
@@ -124,8 +127,7 @@ fn store_100k(c: &mut Criterion) {
     });
     g.bench_function("read+table+report", |b| {
         b.iter(|| {
-            let spans = store::read(&files).unwrap().spans;
-            let table = SpanTable::build(spans).unwrap();
+            let (table, _) = store::read_table(&files).unwrap();
             report::build(&table, SourceInfo::default(), &options()).unwrap()
         })
     });

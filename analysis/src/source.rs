@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::span::{Span, Status, normalize_trace_id};
-use crate::store::{self, StoreError};
+use crate::store::{self, StoreError, StoreRead};
+use crate::table::{SpanTable, TableError};
 use crate::tempo::{self, Retry, TempoClient, TempoError, Window};
 
 /// Tempo's default `query_end_cutoff`: the newest traces are not searchable for this long.
@@ -117,6 +118,9 @@ pub enum SourceError {
     /// Tempo could not be reached or refused.
     #[error(transparent)]
     Tempo(#[from] TempoError),
+    /// The spans could not be made into a table.
+    #[error(transparent)]
+    Table(#[from] TableError),
     /// The window ends before it starts.
     #[error("the window must end after it starts ({start} .. {end})")]
     Window {
@@ -179,13 +183,22 @@ pub fn load_trace(
             Ok((spans, format!("Tempo at {}", server.url)))
         }
         TraceSource::Store { paths, all_runs } => {
-            let loaded = from_store(paths, *all_runs)?;
-            let mut ids: Vec<&str> = loaded
-                .spans
-                .iter()
-                .map(|s| s.trace_id.as_str())
-                .filter(|t| *t == whole || t.starts_with(trace_id))
-                .collect();
+            // Only the spans of traces the id could mean are kept.
+            let (files, notes) = store_files(paths, *all_runs)?;
+            let mut candidates = Vec::new();
+            let read = store::read(&files, &mut |chunk| {
+                candidates.extend(
+                    chunk
+                        .into_iter()
+                        .filter(|s| s.trace_id == whole || s.trace_id.starts_with(trace_id)),
+                );
+                Ok(())
+            })?;
+            let loaded = Loaded {
+                spans: candidates,
+                info: store_info(&read, notes),
+            };
+            let mut ids: Vec<&str> = loaded.spans.iter().map(|s| s.trace_id.as_str()).collect();
             ids.sort_unstable();
             ids.dedup();
             let id = match ids.as_slice() {
@@ -211,13 +224,57 @@ pub fn load_trace(
 }
 
 fn from_store(paths: &[PathBuf], all_runs: bool) -> Result<Loaded, SourceError> {
+    let (files, notes) = store_files(paths, all_runs)?;
+    let (spans, read) = store::read_spans(&files)?;
+    Ok(Loaded {
+        spans,
+        info: store_info(&read, notes),
+    })
+}
+
+/// The span table of `source`: from the store, built as the files are read (bounded by the
+/// table, not by the decoded spans); from Tempo, built from the spans loaded.
+pub fn load_table(
+    source: &Source,
+    progress: &dyn Progress,
+) -> Result<(SpanTable, SourceInfo), SourceError> {
+    match source {
+        Source::Store { paths, all_runs } => {
+            let (files, mut notes) = store_files(paths, *all_runs)?;
+            let (table, read) = store::read_table(&files)?;
+            if read.late_spans > 0 {
+                notes.push(format!(
+                    "{} spans were written after their trace's root: they are in the table, but \
+                     their traces' self and critical-path times leave them out",
+                    read.late_spans
+                ));
+            }
+            Ok((table, store_info(&read, notes)))
+        }
+        Source::Tempo(..) => {
+            let loaded = load(source, progress)?;
+            let table = SpanTable::build(loaded.spans)?;
+            Ok((table, loaded.info))
+        }
+    }
+}
+
+/// The trace files that `paths` stand for, and notes on the choice.
+fn store_files(
+    paths: &[PathBuf],
+    all_runs: bool,
+) -> Result<(Vec<PathBuf>, Vec<String>), SourceError> {
     let (mut files, mut notes) = (Vec::new(), Vec::new());
     for path in paths {
         let resolved = store::resolve(path, all_runs)?;
         files.extend(resolved.files);
         notes.extend(resolved.notes);
     }
-    let read = store::read(&files)?;
+    Ok((files, notes))
+}
+
+/// What a read of the store says about where its spans came from.
+fn store_info(read: &StoreRead, mut notes: Vec<String>) -> SourceInfo {
     notes.extend(read.mismatches.iter().cloned());
     if read.truncated_lines > 0 {
         notes.push(format!(
@@ -231,15 +288,12 @@ fn from_store(paths: &[PathBuf], all_runs: bool) -> Result<Loaded, SourceError> 
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ");
-    Ok(Loaded {
-        spans: read.spans,
-        info: SourceInfo {
-            kind: "store".into(),
-            detail,
-            notes,
-            ..SourceInfo::default()
-        },
-    })
+    SourceInfo {
+        kind: "store".into(),
+        detail,
+        notes,
+        ..SourceInfo::default()
+    }
 }
 
 fn client(server: &TempoServer) -> Result<TempoClient, TempoError> {

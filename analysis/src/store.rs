@@ -5,8 +5,11 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use std::collections::HashSet;
+
 use crate::otlp_json::{self, DecodeError};
 use crate::span::Span;
+use crate::table::{SpanTable, TableBuilder, TableError};
 
 /// Folder of an output directory that holds its trace files (and run reports).
 pub const LOGS_DIR: &str = "logs";
@@ -61,13 +64,14 @@ pub enum StoreError {
     /// A directory without any trace file.
     #[error("no trace file (logs/traces-*.jsonl or traces-*.jsonl) under {0}")]
     Empty(PathBuf),
+    /// The spans read could not be made into a table.
+    #[error(transparent)]
+    Table(#[from] TableError),
 }
 
-/// Spans read from the store, with what was skipped.
+/// What a read of the store went through, besides the spans.
 #[derive(Debug, Default)]
 pub struct StoreRead {
-    /// Every span of every file.
-    pub spans: Vec<Span>,
     /// The files that were read.
     pub files: Vec<PathBuf>,
     /// Final lines cut short (a run killed while writing), ignored.
@@ -75,6 +79,9 @@ pub struct StoreRead {
     /// Trace files holding fewer (or more) subject traces than their run report says the run
     /// traced: one line each.
     pub mismatches: Vec<String>,
+    /// Spans written after their trace's root had been built into the table
+    /// ([`read_table`] only).
+    pub late_spans: usize,
 }
 
 /// The trace files a path stands for, and what the reader should know about the choice.
@@ -203,10 +210,13 @@ fn report_text(trace_file: &Path) -> Option<String> {
 /// Lines decoded together (in parallel): the text held at once, besides the spans.
 const CHUNK_BYTES: usize = 8 << 20;
 
-/// Reads every span of the given trace files. A file is read a chunk of lines at a time and
-/// each chunk decoded in parallel, so the text held at once stays small (a few MB) whatever
-/// the file's size; only the spans accumulate.
-pub fn read(files: &[PathBuf]) -> Result<StoreRead, StoreError> {
+/// Reads every span of the given trace files and hands them to `sink` a chunk of lines at a
+/// time, in file order. Each chunk is decoded in parallel, so the text held at once stays small
+/// (a few MB) whatever the file's size; what accumulates is up to `sink`.
+pub fn read(
+    files: &[PathBuf],
+    sink: &mut dyn FnMut(Vec<Span>) -> Result<(), StoreError>,
+) -> Result<StoreRead, StoreError> {
     let mut out = StoreRead::default();
     for path in files {
         let io = |source| StoreError::Io {
@@ -215,7 +225,8 @@ pub fn read(files: &[PathBuf]) -> Result<StoreRead, StoreError> {
         };
         let mut reader =
             std::io::BufReader::new(neuro_batch_fsutil::open_regular(path).map_err(io)?);
-        let first = out.spans.len();
+        // The traces whose root this file holds, to hold against its run report.
+        let mut rooted: HashSet<String> = HashSet::new();
         let (mut chunk, mut chunk_bytes, mut line_no) = (Vec::new(), 0, 0);
         loop {
             let mut line = Vec::new();
@@ -229,7 +240,14 @@ pub fn read(files: &[PathBuf]) -> Result<StoreRead, StoreError> {
                 chunk.push((line_no, line, complete));
             }
             if at_end || chunk_bytes >= CHUNK_BYTES {
-                decode_chunk(path, std::mem::take(&mut chunk), &mut out)?;
+                let spans = decode_chunk(path, std::mem::take(&mut chunk), &mut out)?;
+                rooted.extend(
+                    spans
+                        .iter()
+                        .filter(|s| s.parent_id.is_none())
+                        .map(|s| s.trace_id.clone()),
+                );
+                sink(spans)?;
                 chunk_bytes = 0;
             }
             if at_end {
@@ -237,26 +255,46 @@ pub fn read(files: &[PathBuf]) -> Result<StoreRead, StoreError> {
             }
         }
         out.mismatches
-            .extend(check_against_report(path, &out.spans[first..]));
+            .extend(check_against_report(path, rooted.len()));
         out.files.push(path.clone());
     }
     Ok(out)
 }
 
-/// Decodes numbered lines in parallel and appends their spans in line order.
+/// Every span of the given trace files, in file order.
+pub fn read_spans(files: &[PathBuf]) -> Result<(Vec<Span>, StoreRead), StoreError> {
+    let mut spans = Vec::new();
+    let read = read(files, &mut |chunk| {
+        spans.extend(chunk);
+        Ok(())
+    })?;
+    Ok((spans, read))
+}
+
+/// The span table of the given trace files, built as they are read: memory for the table's
+/// columns and the traces still open, not for every span at once.
+pub fn read_table(files: &[PathBuf]) -> Result<(SpanTable, StoreRead), StoreError> {
+    let mut builder = TableBuilder::default();
+    let mut read = read(files, &mut |chunk| Ok(builder.push(chunk)?))?;
+    read.late_spans = builder.late_spans();
+    Ok((builder.finish()?, read))
+}
+
+/// Decodes numbered lines in parallel; their spans in line order.
 fn decode_chunk(
     path: &Path,
     lines: Vec<(usize, Vec<u8>, bool)>,
     out: &mut StoreRead,
-) -> Result<(), StoreError> {
+) -> Result<Vec<Span>, StoreError> {
     let decoded: Vec<_> = lines
         .into_par_iter()
         .filter(|(_, line, _)| !line.iter().all(u8::is_ascii_whitespace))
         .map(|(number, line, complete)| (number, complete, otlp_json::decode(&line)))
         .collect();
+    let mut spans = Vec::new();
     for (number, complete, result) in decoded {
         match result {
-            Ok(spans) => out.spans.extend(spans),
+            Ok(decoded) => spans.extend(decoded),
             Err(_) if !complete => out.truncated_lines += 1,
             Err(source) => {
                 return Err(StoreError::Line {
@@ -267,7 +305,7 @@ fn decode_chunk(
             }
         }
     }
-    Ok(())
+    Ok(spans)
 }
 
 /// What the run report beside a trace file says the run traced: the subjects it traced
@@ -286,23 +324,16 @@ fn traced_by_report(trace_file: &Path) -> Option<usize> {
     Some(report.traces.map_or(report.subjects.len(), |t| t.traces))
 }
 
-/// A note when `spans` (a trace file's) hold a different number of traces than the run
-/// report beside the file says the run made.
-fn check_against_report(path: &Path, spans: &[Span]) -> Option<String> {
+/// A note when a trace file holds the roots of a different number of traces than the run
+/// report beside it says the run made.
+fn check_against_report(path: &Path, roots: usize) -> Option<String> {
     let expected = traced_by_report(path)?;
-    let mut roots: Vec<&str> = spans
-        .iter()
-        .filter(|s| s.parent_id.is_none())
-        .map(|s| s.trace_id.as_str())
-        .collect();
-    roots.sort_unstable();
-    roots.dedup();
-    (roots.len() != expected).then(|| {
+    (roots != expected).then(|| {
         format!(
             "{} holds {} subject traces, but its run report says the run traced {expected}: \
              spans were lost, and figures from this file cover only part of the run",
             path.display(),
-            roots.len()
+            roots
         )
     })
 }

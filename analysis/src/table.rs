@@ -5,7 +5,7 @@
 //! itself (a stage span gets its file's `file.size_mb`, its subject's `bids.subject`). The table
 //! can be saved as Arrow IPC and read back, so a run's spans can be kept as a CI artifact.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use polars::prelude::*;
@@ -102,23 +102,9 @@ impl SpanTable {
     /// Builds the table. Spans are grouped by trace; where a trace has parent links, self and
     /// critical-path times are computed and attributes inherited from ancestors.
     pub fn build(spans: Vec<Span>) -> Result<Self, TableError> {
-        let mut by_trace: HashMap<String, Vec<Span>> = HashMap::new();
-        for s in spans {
-            match by_trace.get_mut(&s.trace_id) {
-                Some(trace) => trace.push(s),
-                None => {
-                    by_trace.insert(s.trace_id.clone(), vec![s]);
-                }
-            }
-        }
-        let mut traces: Vec<(String, Vec<Span>)> = by_trace.into_iter().collect();
-        traces.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        // Traces are independent: trees, critical paths and inheritance in parallel.
-        let rows: Vec<Row> = traces
-            .into_par_iter()
-            .flat_map_iter(|(_, trace)| trace_rows(trace))
-            .collect();
-        Ok(SpanTable { df: frame(&rows)? })
+        let mut builder = TableBuilder::default();
+        builder.push(spans)?;
+        builder.finish()
     }
 
     /// Number of spans.
@@ -171,7 +157,7 @@ impl SpanTable {
 
     /// Names of spans that are the parent of another span (containers such as
     /// `process_file`), as opposed to steps.
-    pub fn container_names(&self) -> Result<std::collections::HashSet<String>, TableError> {
+    pub fn container_names(&self) -> Result<HashSet<String>, TableError> {
         let traces = self.strings(TRACE_ID)?;
         let ids = self.strings(SPAN_ID)?;
         let names = self.strings(NAME)?;
@@ -286,11 +272,157 @@ impl SpanTable {
     }
 }
 
-/// The rows of one trace, in start order.
-fn trace_rows(mut trace: Vec<Span>) -> Vec<Row> {
+/// Builds a [`SpanTable`] from spans as they arrive, a trace at a time, so that a large trace
+/// file needs memory for the table's columns and the traces still open, not for every decoded
+/// span at once.
+///
+/// A trace is closed (its rows computed and added to the columns) one [`push`](Self::push)
+/// after its root arrived: exporters write a span when it ends, so a root, which ends last,
+/// comes after its descendants, and the batch of grace covers writers that reorder within a
+/// batch. Spans of a closed trace that still arrive are kept as rows without self or
+/// critical-path time and counted ([`late_spans`](Self::late_spans)).
+#[derive(Default)]
+pub struct TableBuilder {
+    /// Traces not closed yet.
+    open: HashMap<String, Vec<Span>>,
+    /// Traces whose root arrived in the last push: closed at the next.
+    rooted: Vec<String>,
+    /// Traces closed.
+    closed: HashSet<String>,
+    /// Spans that arrived after their trace was closed.
+    late: usize,
+    /// The closed traces' rows, a frame per push.
+    frames: Vec<DataFrame>,
+}
+
+impl TableBuilder {
+    /// Adds spans (in the order they were written).
+    pub fn push(&mut self, spans: Vec<Span>) -> Result<(), TableError> {
+        let ready: Vec<Vec<Span>> = std::mem::take(&mut self.rooted)
+            .into_iter()
+            .filter_map(|t| {
+                let spans = self.open.remove(&t)?;
+                self.closed.insert(t);
+                Some(spans)
+            })
+            .collect();
+        if !ready.is_empty() {
+            self.frames.push(frame_of_traces(ready, true)?);
+        }
+        for span in spans {
+            if self.closed.contains(&span.trace_id) {
+                self.late += 1;
+            } else if span.parent_id.is_none() {
+                self.rooted.push(span.trace_id.clone());
+            }
+            match self.open.get_mut(&span.trace_id) {
+                Some(trace) => trace.push(span),
+                None => {
+                    self.open.insert(span.trace_id.clone(), vec![span]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Spans that arrived after their trace was closed: their trace's self and critical-path
+    /// times leave them out.
+    pub fn late_spans(&self) -> usize {
+        self.late
+    }
+
+    /// The table of every span pushed.
+    pub fn finish(mut self) -> Result<SpanTable, TableError> {
+        let (late, whole): (Vec<_>, Vec<_>) = std::mem::take(&mut self.open)
+            .into_iter()
+            .partition(|(t, _)| self.closed.contains(t));
+        let strip = |traces: Vec<(String, Vec<Span>)>| traces.into_iter().map(|(_, s)| s).collect();
+        self.frames.push(frame_of_traces(strip(whole), true)?);
+        if !late.is_empty() {
+            self.frames.push(frame_of_traces(strip(late), false)?);
+        }
+        Ok(SpanTable {
+            df: concat(self.frames)?,
+        })
+    }
+}
+
+/// The rows of these traces, ordered by trace id; `trees`: compute trees (false for fragments
+/// of traces already built, whose tree is elsewhere).
+fn frame_of_traces(mut traces: Vec<Vec<Span>>, trees: bool) -> Result<DataFrame, TableError> {
+    traces.sort_unstable_by(|a, b| a[0].trace_id.cmp(&b[0].trace_id));
+    // Traces are independent: trees, critical paths and inheritance in parallel.
+    let rows: Vec<Row> = traces
+        .into_par_iter()
+        .flat_map_iter(|trace| trace_rows(trace, trees))
+        .collect();
+    frame(&rows)
+}
+
+/// Frames stacked into one: every attribute column in each (null where a frame lacks it), with
+/// the type its values share across all (ints and doubles as doubles; else text).
+fn concat(frames: Vec<DataFrame>) -> Result<DataFrame, TableError> {
+    let mut kinds: BTreeMap<String, Kind> = BTreeMap::new();
+    for f in &frames {
+        for c in f.columns() {
+            let name = c.name().as_str();
+            if CORE_COLUMNS.contains(&name) {
+                continue;
+            }
+            let kind = match c.dtype() {
+                DataType::Int64 => Kind::Int,
+                DataType::Float64 => Kind::Float,
+                DataType::Boolean => Kind::Bool,
+                _ => Kind::Str,
+            };
+            kinds
+                .entry(name.to_owned())
+                .and_modify(|e| *e = unify(*e, kind))
+                .or_insert(kind);
+        }
+    }
+    let order: Vec<(String, Option<DataType>)> = CORE_COLUMNS
+        .iter()
+        .map(|c| ((*c).to_owned(), None))
+        .chain(kinds.into_iter().map(|(k, kind)| {
+            let dtype = match kind {
+                Kind::Int => DataType::Int64,
+                Kind::Float => DataType::Float64,
+                Kind::Bool => DataType::Boolean,
+                Kind::Str => DataType::String,
+            };
+            (k, Some(dtype))
+        }))
+        .collect();
+    let mut out: Option<DataFrame> = None;
+    for f in frames {
+        let height = f.height();
+        let columns = order
+            .iter()
+            .map(|(name, dtype)| match (f.column(name), dtype) {
+                (Ok(c), Some(d)) if c.dtype() != d => Ok(c.cast(d)?),
+                (Ok(c), _) => Ok(c.clone()),
+                (Err(_), Some(d)) => Ok(Column::full_null(name.as_str().into(), height, d)),
+                (Err(e), None) => Err(e),
+            })
+            .collect::<PolarsResult<Vec<Column>>>()?;
+        let f = DataFrame::new(height, columns)?;
+        match &mut out {
+            Some(acc) => {
+                acc.vstack_mut(&f)?;
+            }
+            None => out = Some(f),
+        }
+    }
+    Ok(out.unwrap_or_default())
+}
+
+/// The rows of one trace, in start order; `tree`: whether to compute its tree (else self and
+/// critical-path times are unknown and nothing is inherited).
+fn trace_rows(mut trace: Vec<Span>, tree: bool) -> Vec<Row> {
     trace.sort_by_key(|s| s.start_ns);
     // A trace is a tree when its spans link to parents (or it is a single span).
-    let tree_known = trace.len() == 1 || trace.iter().any(|s| s.parent_id.is_some());
+    let tree_known = tree && (trace.len() == 1 || trace.iter().any(|s| s.parent_id.is_some()));
     let tree = tree_known.then(|| Tree::of(&trace));
     let times = tree
         .as_ref()
@@ -590,5 +722,115 @@ mod deep_tests {
             (critical - (10 * width) as f64 / 1e6).abs() < 1e-9,
             "{critical}"
         );
+    }
+}
+
+#[cfg(test)]
+mod builder_tests {
+    use super::*;
+    use crate::span::Status;
+
+    /// Subject `t`'s trace in the order an exporter writes it: the step, then its file, then
+    /// the root; `value` is the step's `x` attribute.
+    fn subject(t: usize, value: AttrValue) -> Vec<Span> {
+        let span = |id: u64, parent: Option<u64>, name: &str, start: i64, end: i64| Span {
+            trace_id: format!("{t:032x}"),
+            span_id: format!("{id:016x}"),
+            parent_id: parent.map(|p| format!("{p:016x}")),
+            name: name.into(),
+            service: "s".into(),
+            start_ns: start,
+            end_ns: end,
+            status: Status::Ok,
+            error_message: None,
+            attributes: Default::default(),
+        };
+        let mut root = span(1, None, "process_subject", 0, 100);
+        root.attributes
+            .insert("bids.subject".into(), AttrValue::Str(format!("{t:02}")));
+        let mut step = span(3, Some(2), "skull_strip", 10, 60);
+        step.attributes.insert("x".into(), value);
+        vec![step, span(2, Some(1), "process_file", 5, 90), root]
+    }
+
+    /// The table's rows as sorted text, for comparing tables built differently.
+    fn rows(table: &SpanTable) -> Vec<String> {
+        let mut columns: Vec<String> = CORE_COLUMNS.iter().map(|c| c.to_string()).collect();
+        columns.extend(table.attribute_keys());
+        let values: Vec<Vec<Option<String>>> =
+            columns.iter().map(|c| table.strings(c).unwrap()).collect();
+        let mut out: Vec<String> = (0..table.len())
+            .map(|i| format!("{:?}", values.iter().map(|v| &v[i]).collect::<Vec<_>>()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn built_as_it_arrives_equals_built_at_once() {
+        let spans: Vec<Span> = (0..40)
+            .flat_map(|t| subject(t, AttrValue::Int(t as i64)))
+            .collect();
+        let whole = SpanTable::build(spans.clone()).unwrap();
+        let mut builder = TableBuilder::default();
+        for chunk in spans.chunks(7) {
+            builder.push(chunk.to_vec()).unwrap();
+            assert!(
+                builder.open.len() <= 6,
+                "closed traces are not held as spans"
+            );
+        }
+        assert_eq!(builder.late_spans(), 0);
+        assert!(builder.frames.len() > 5, "built a few traces at a time");
+        let streamed = builder.finish().unwrap();
+        assert_eq!(rows(&streamed), rows(&whole));
+        assert_eq!(streamed.roots().unwrap().len(), 40);
+        // The step inherits its subject from the root, which arrived after it.
+        let subjects = streamed
+            .of_name("skull_strip")
+            .unwrap()
+            .strings("bids.subject")
+            .unwrap();
+        assert!(subjects.iter().all(Option::is_some));
+    }
+
+    #[test]
+    fn an_attribute_typed_differently_in_later_traces_gets_the_shared_type() {
+        let mut builder = TableBuilder::default();
+        builder.push(subject(0, AttrValue::Int(3))).unwrap();
+        builder.push(subject(1, AttrValue::Float(2.5))).unwrap();
+        builder.push(subject(2, AttrValue::Int(4))).unwrap();
+        let table = builder.finish().unwrap();
+        let x = table.of_name("skull_strip").unwrap().values("x").unwrap();
+        let Values::Numeric(mut x) = x else {
+            panic!("ints and doubles make a numeric column: {x:?}")
+        };
+        x.sort_by(|a, b| a.unwrap().total_cmp(&b.unwrap()));
+        assert_eq!(x, [Some(2.5), Some(3.0), Some(4.0)]);
+
+        let mut builder = TableBuilder::default();
+        builder.push(subject(0, AttrValue::Int(3))).unwrap();
+        builder
+            .push(subject(1, AttrValue::Str("big".into())))
+            .unwrap();
+        builder.push(Vec::new()).unwrap();
+        let table = builder.finish().unwrap();
+        let mut x = table.of_name("skull_strip").unwrap().strings("x").unwrap();
+        x.sort();
+        assert_eq!(x, [Some("3".to_owned()), Some("big".to_owned())]);
+    }
+
+    #[test]
+    fn a_span_written_after_its_trace_was_built_is_kept_and_counted() {
+        let mut spans = subject(0, AttrValue::Int(1));
+        let step = spans.remove(0);
+        let mut builder = TableBuilder::default();
+        builder.push(spans).unwrap();
+        builder.push(subject(1, AttrValue::Int(2))).unwrap();
+        builder.push(vec![step]).unwrap();
+        assert_eq!(builder.late_spans(), 1);
+        let table = builder.finish().unwrap();
+        assert_eq!(table.len(), 6);
+        assert_eq!(table.roots().unwrap().len(), 2, "one root per trace still");
     }
 }

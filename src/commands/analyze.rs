@@ -5,7 +5,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use neuro_batch_analysis::rank::RankOptions;
 use neuro_batch_analysis::source::{self, Progress};
 use neuro_batch_analysis::summary::GrafanaLinks;
-use neuro_batch_analysis::{ReportOptions, SpanTable, render, report};
+use neuro_batch_analysis::{ReportOptions, render, report};
 
 use super::{emit, no_source, source_failure};
 use crate::cli::{AnalyzeArgs, ReportFormat};
@@ -40,12 +40,12 @@ const PREFER: [&str; 5] = [
 
 pub(super) fn analyze(args: AnalyzeArgs) -> Result<ExitCode, Failure> {
     let source = args.source.source(&args.window).ok_or_else(no_source)?;
-    let loaded = source::load(&source, &FetchBar::default()).map_err(source_failure)?;
-    let table = SpanTable::build(loaded.spans).map_err(|e| Failure::new(ExitCode::Software, e))?;
+    let (table, info) =
+        source::load_table(&source, &FetchBar::default()).map_err(source_failure)?;
     if table.is_empty() {
         return Err(Failure::new(
             ExitCode::NoInputs,
-            anyhow!("no spans in {}", loaded.info.detail),
+            anyhow!("no spans in {}", info.detail),
         ));
     }
     if let Some(path) = &args.save_table {
@@ -71,8 +71,8 @@ pub(super) fn analyze(args: AnalyzeArgs) -> Result<ExitCode, Failure> {
         }),
         slowest: args.slowest,
     };
-    let report = report::build(&table, loaded.info, &options)
-        .map_err(|e| Failure::new(ExitCode::Software, e))?;
+    let report =
+        report::build(&table, info, &options).map_err(|e| Failure::new(ExitCode::Software, e))?;
     let text = match args.format {
         ReportFormat::Table => render::terminal(&report, args.top, terminal_width()),
         ReportFormat::Markdown => render::markdown(&report, args.top),

@@ -182,9 +182,8 @@ fn side(spec: &str, args: &CompareArgs) -> Result<(SpanTable, SourceInfo), Failu
             "{spec}: no such file or directory (a batch id needs --tempo)"
         )));
     };
-    let loaded = source::load(&source, &FetchBar::default()).map_err(source_failure)?;
-    let table = SpanTable::build(loaded.spans).map_err(|e| tool(e.into()))?;
-    let mut info = loaded.info;
+    let (table, mut info) =
+        source::load_table(&source, &FetchBar::default()).map_err(source_failure)?;
     info.spans = table.len();
     Ok((table, info))
 }

@@ -19,6 +19,7 @@ use crate::error::{ExitCode, Failure};
 use crate::telemetry::{LogFormat, Telemetry, TelemetryOptions};
 use anyhow::anyhow;
 use neuro_batch_analysis::source::SourceError;
+use neuro_batch_analysis::store::StoreError;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -108,6 +109,7 @@ fn batch_failure(e: BatchError) -> Failure {
 /// The exit code of spans that could not be had.
 fn source_failure(e: SourceError) -> Failure {
     let exit = match &e {
+        SourceError::Table(_) | SourceError::Store(StoreError::Table(_)) => ExitCode::Software,
         SourceError::Store(_) => ExitCode::BadDataset,
         SourceError::Tempo(_) | SourceError::NoneFetched { .. } => ExitCode::Unavailable,
         SourceError::Window { .. } => ExitCode::Usage,
