@@ -73,7 +73,7 @@ fn write_store(path: &Path, mb: usize) -> usize {
             ),
         ];
         let base = 1_795_000_000_000_000_000i64 + t as i64 * 1_000_000_000;
-        let mut span = |name: &str, id: u64, parent: u64, start: i64, ms: f64, own: Vec<Value>| {
+        let span = |name: &str, id: u64, parent: u64, start: i64, ms: f64, own: Vec<Value>| {
             let mut attributes = common.clone();
             attributes.extend(own);
             attributes.push(kv("step.cpu_ms", json!({"doubleValue": ms * 0.93})));
