@@ -14,12 +14,11 @@ pub fn squared_distance(is_feature: &[bool], grid: &Grid) -> Vec<f32> {
         .map(|&f| if f { 0.0 } else { f32::INFINITY })
         .collect();
 
-    // x: contiguous lines.
+    // x: contiguous lines. The input is binary (0 or infinity), so the squared distance along
+    // a line is that to the nearest feature sample: two scans, no envelope.
     let sx = grid.spacing[0];
-    d.par_chunks_mut(nx).for_each_init(
-        || Envelope::new(nx),
-        |env, line| env.transform_in_place(line, sx),
-    );
+    d.par_chunks_mut(nx)
+        .for_each(|line| nearest_along_line(line, sx));
 
     // y: lines with stride nx inside each z-plane.
     let sy = grid.spacing[1];
@@ -38,7 +37,8 @@ pub fn squared_distance(is_feature: &[bool], grid: &Grid) -> Vec<f32> {
         },
     );
 
-    // z: lines with stride nx*ny; each y-row of lines is computed in parallel, then stored.
+    // z: lines with stride nx*ny; each y-row of lines is computed in parallel into its own
+    // (z, x) block, then the blocks are copied back a row at a time.
     if nz > 1 {
         let sz = grid.spacing[2];
         let rows: Vec<Vec<f32>> = (0..ny)
@@ -52,21 +52,46 @@ pub fn squared_distance(is_feature: &[bool], grid: &Grid) -> Vec<f32> {
                             *b = d[x + nx * (y + ny * z)];
                         }
                         env.transform_in_place(buf, sz);
-                        out[x * nz..(x + 1) * nz].copy_from_slice(buf);
+                        for (z, &b) in buf.iter().enumerate() {
+                            out[x + nx * z] = b;
+                        }
                     }
                     out
                 },
             )
             .collect();
-        for (y, row) in rows.iter().enumerate() {
-            for x in 0..nx {
-                for z in 0..nz {
-                    d[x + nx * (y + ny * z)] = row[x * nz + z];
-                }
+        d.par_chunks_mut(plane).enumerate().for_each(|(z, slab)| {
+            for (y, row) in rows.iter().enumerate() {
+                slab[nx * y..nx * (y + 1)].copy_from_slice(&row[nx * z..nx * (z + 1)]);
             }
-        }
+        });
     }
     d
+}
+
+/// `line[p] <- (s·|p − q|)²` for the nearest `q` where `line[q] == 0` (a feature; every other
+/// sample is infinity on entry); infinity without one.
+fn nearest_along_line(line: &mut [f32], s: f32) {
+    // Forward: the nearest feature at or before p. Non-features end up positive.
+    let mut last = None;
+    for (p, v) in line.iter_mut().enumerate() {
+        if *v == 0.0 {
+            last = Some(p);
+        } else if let Some(q) = last {
+            let dx = (p - q) as f32 * s;
+            *v = dx * dx;
+        }
+    }
+    // Backward: the nearest feature after p, where it is closer.
+    let mut next = None;
+    for (p, v) in line.iter_mut().enumerate().rev() {
+        if *v == 0.0 {
+            next = Some(p);
+        } else if let Some(q) = next {
+            let dx = (q - p) as f32 * s;
+            *v = v.min(dx * dx);
+        }
+    }
 }
 
 /// Scratch space for the 1-D lower envelope of parabolas.
@@ -87,6 +112,9 @@ impl Envelope {
 
     /// `f[p] <- min_q (s·(p − q))² + f[q]` for sample spacing `s`.
     fn transform_in_place(&mut self, f: &mut [f32], s: f32) {
+        if f.iter().all(|&v| v == 0.0) {
+            return; // features all along the line (inside a mask): nothing moves
+        }
         let n = f.len();
         let pos = |q: usize| q as f32 * s;
         let mut k: isize = -1;

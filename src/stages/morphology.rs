@@ -8,25 +8,116 @@ use std::collections::VecDeque;
 
 /// Keep the voxels of `mask` farther than `radius_mm` from any background voxel.
 pub fn erode(mask: &[u8], grid: &Grid, radius_mm: f32) -> Vec<u8> {
-    let background: Vec<bool> = mask.par_iter().map(|&m| m == 0).collect();
-    let d = squared_distance(&background, grid);
-    let r2 = radius_mm * radius_mm;
-    mask.par_iter()
-        .zip(d.par_iter())
-        .map(|(&m, &d)| u8::from(m != 0 && d > r2))
-        .collect()
+    within_box(mask, grid, radius_mm, |mask, grid| {
+        let background: Vec<bool> = mask.par_iter().map(|&m| m == 0).collect();
+        let d = squared_distance(&background, grid);
+        let r2 = radius_mm * radius_mm;
+        mask.par_iter()
+            .zip(d.par_iter())
+            .map(|(&m, &d)| u8::from(m != 0 && d > r2))
+            .collect()
+    })
 }
 
 /// Add every voxel within `radius_mm` of the mask.
 pub fn dilate(mask: &[u8], grid: &Grid, radius_mm: f32) -> Vec<u8> {
-    let foreground: Vec<bool> = mask.par_iter().map(|&m| m != 0).collect();
-    let d = squared_distance(&foreground, grid);
-    let r2 = radius_mm * radius_mm;
-    d.par_iter().map(|&d| u8::from(d <= r2)).collect()
+    within_box(mask, grid, radius_mm, |mask, grid| {
+        let foreground: Vec<bool> = mask.par_iter().map(|&m| m != 0).collect();
+        let d = squared_distance(&foreground, grid);
+        let r2 = radius_mm * radius_mm;
+        d.par_iter().map(|&d| u8::from(d <= r2)).collect()
+    })
+}
+
+/// Applies `op` to the box around the mask's voxels grown by `radius_mm` and one voxel, and
+/// zero elsewhere. For an erosion or dilation by that radius this is the same result: nothing
+/// outside the box is within the radius of the mask, and every voxel in it sees all the
+/// background within the radius; so it is for components and holes (radius 0), which the box
+/// holds whole. A brain mask fills a third of a head's grid, so the distance transforms do a
+/// third of the work.
+fn within_box(
+    mask: &[u8],
+    grid: &Grid,
+    radius_mm: f32,
+    op: impl Fn(&[u8], &Grid) -> Vec<u8>,
+) -> Vec<u8> {
+    let margin: [usize; 3] =
+        std::array::from_fn(|a| (radius_mm / grid.spacing[a]).ceil().max(0.0) as usize + 1);
+    let Some((lo, hi)) = bounding_box(mask, grid, margin) else {
+        return vec![0; mask.len()];
+    };
+    if lo == [0; 3] && hi == grid.dims {
+        return op(mask, grid);
+    }
+    let [nx, ny, _] = grid.dims;
+    let sub = Grid::new(std::array::from_fn(|a| hi[a] - lo[a]), grid.spacing);
+    let [sx, sy, _] = sub.dims;
+    let mut cropped = vec![0u8; sub.len()];
+    cropped
+        .par_chunks_mut(sx * sy)
+        .enumerate()
+        .for_each(|(z, slab)| {
+            for (y, out) in slab.chunks_mut(sx).enumerate() {
+                let start = lo[0] + nx * (lo[1] + y + ny * (lo[2] + z));
+                out.copy_from_slice(&mask[start..start + sx]);
+            }
+        });
+    let result = op(&cropped, &sub);
+    let mut out = vec![0u8; mask.len()];
+    out.par_chunks_mut(nx * ny)
+        .enumerate()
+        .filter(|(z, _)| (lo[2]..hi[2]).contains(z))
+        .for_each(|(z, slab)| {
+            for y in 0..sy {
+                let from = sx * (y + sy * (z - lo[2]));
+                let to = lo[0] + nx * (lo[1] + y);
+                slab[to..to + sx].copy_from_slice(&result[from..from + sx]);
+            }
+        });
+    out
+}
+
+/// The smallest box holding every non-zero voxel, grown by `margin` voxels per axis and cut
+/// to the grid: `(lower, upper)`, upper exclusive; `None` for an empty mask.
+fn bounding_box(mask: &[u8], grid: &Grid, margin: [usize; 3]) -> Option<([usize; 3], [usize; 3])> {
+    let [nx, ny, _] = grid.dims;
+    let (lo, hi) = mask
+        .par_chunks(nx * ny)
+        .enumerate()
+        .filter_map(|(z, slab)| {
+            let mut b: Option<([usize; 3], [usize; 3])> = None;
+            for (y, line) in slab.chunks(nx).enumerate() {
+                let (Some(first), Some(last)) = (
+                    line.iter().position(|&m| m != 0),
+                    line.iter().rposition(|&m| m != 0),
+                ) else {
+                    continue;
+                };
+                let (lo, hi) = b.get_or_insert(([first, y, z], [last, y, z]));
+                lo[0] = lo[0].min(first);
+                hi[0] = hi[0].max(last);
+                hi[1] = y;
+            }
+            b
+        })
+        .reduce_with(|(alo, ahi), (blo, bhi)| {
+            (
+                std::array::from_fn(|a| alo[a].min(blo[a])),
+                std::array::from_fn(|a| ahi[a].max(bhi[a])),
+            )
+        })?;
+    Some((
+        std::array::from_fn(|a| lo[a].saturating_sub(margin[a])),
+        std::array::from_fn(|a| (hi[a] + 1 + margin[a]).min(grid.dims[a])),
+    ))
 }
 
 /// The largest 6-connected component of `mask` (all zeros if the mask is empty).
 pub fn largest_component(mask: &[u8], grid: &Grid) -> Vec<u8> {
+    within_box(mask, grid, 0.0, largest_component_of)
+}
+
+fn largest_component_of(mask: &[u8], grid: &Grid) -> Vec<u8> {
     let mut label = vec![0u32; mask.len()];
     let mut queue = VecDeque::new();
     let mut best = (0u32, 0usize);
@@ -60,6 +151,12 @@ pub fn largest_component(mask: &[u8], grid: &Grid) -> Vec<u8> {
 
 /// Fill every background region of `mask` that does not touch the border of the grid.
 pub fn fill_holes(mask: &[u8], grid: &Grid) -> Vec<u8> {
+    // Everything outside the mask's box is background joined to the border, and so is the
+    // box's one-voxel rim: the box decides alone.
+    within_box(mask, grid, 0.0, fill_holes_of)
+}
+
+fn fill_holes_of(mask: &[u8], grid: &Grid) -> Vec<u8> {
     let mut outside = vec![false; mask.len()];
     let mut queue: VecDeque<usize> = (0..mask.len())
         .filter(|&i| mask[i] == 0 && grid.on_border(i))
@@ -117,6 +214,48 @@ mod tests {
         let d = dilate(&e, &grid, 3.0);
         let lost = b.iter().zip(&d).filter(|(a, b)| a != b).count();
         assert!(lost * 20 < count(&b), "opening changed {lost} voxels");
+    }
+
+    #[test]
+    fn cropping_to_the_mask_gives_what_the_whole_grid_gives() {
+        // A ball off-centre on an anisotropic grid, and one touching the grid's border: the
+        // result on the box equals the distance transform of the whole grid, thresholded.
+        let grid = Grid::new([40, 36, 30], [1.0, 1.2, 2.0]);
+        for (centre, r) in [([12.0, 20.0, 9.0], 6.0), ([2.0, 3.0, 1.0], 5.0)] {
+            let b = ball(&grid, centre, r);
+            for radius in [1.0, 2.5, 4.0] {
+                let cropped = dilate(&b, &grid, radius);
+                let foreground: Vec<bool> = b.iter().map(|&m| m != 0).collect();
+                let d = squared_distance(&foreground, &grid);
+                let expected: Vec<u8> = d.iter().map(|&d| u8::from(d <= radius * radius)).collect();
+                assert_eq!(cropped, expected, "dilate {radius} mm around {centre:?}");
+
+                let cropped = erode(&b, &grid, radius);
+                let background: Vec<bool> = b.iter().map(|&m| m == 0).collect();
+                let d = squared_distance(&background, &grid);
+                let expected: Vec<u8> = b
+                    .iter()
+                    .zip(&d)
+                    .map(|(&m, &d)| u8::from(m != 0 && d > radius * radius))
+                    .collect();
+                assert_eq!(cropped, expected, "erode {radius} mm around {centre:?}");
+            }
+        }
+        assert!(
+            erode(&vec![0; grid.len()], &grid, 2.0)
+                .iter()
+                .all(|&v| v == 0)
+        );
+        // Components and holes: the box gives what the whole grid gives.
+        let mut m = ball(&grid, [20.0, 18.0, 15.0], 8.0);
+        m[grid.index(20, 18, 15)] = 0; // a hole
+        m[grid.index(30, 18, 15)] = 1; // a speck
+        assert_eq!(
+            largest_component(&m, &grid),
+            largest_component_of(&m, &grid)
+        );
+        assert_eq!(fill_holes(&m, &grid), fill_holes_of(&m, &grid));
+        assert_eq!(fill_holes(&m, &grid)[grid.index(20, 18, 15)], 1);
     }
 
     #[test]
