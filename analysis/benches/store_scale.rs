@@ -9,6 +9,9 @@
 //! Each analysis runs in a child process (this program again, with `--analyze FILE`), so its
 //! peak RSS is its own.
 
+#[path = "support/rss.rs"]
+mod rss;
+
 use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
@@ -16,17 +19,8 @@ use std::time::Instant;
 use neuro_batch_analysis::rank::RankOptions;
 use neuro_batch_analysis::{ReportOptions, SourceInfo, SpanTable, report, store};
 use rand::{Rng, SeedableRng};
+use rss::peak_rss_mb;
 use serde_json::{Value, json};
-
-/// Peak RSS of this process (VmHWM), MB.
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
 
 /// Writes subject traces to `path` until it holds `mb` MB; the number of spans.
 fn write_store(path: &Path, mb: usize) -> usize {

@@ -11,6 +11,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/rss.rs"]
+mod rss;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,16 +23,7 @@ use common::replay::{Replay, Seen};
 use neuro_batch_analysis::rank::RankOptions;
 use neuro_batch_analysis::source::{self, Source, TempoServer};
 use neuro_batch_analysis::{ReportOptions, SpanTable, report, tempo};
-
-/// Peak RSS of this process (VmHWM), MB.
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
+use rss::peak_rss_mb;
 
 /// Runs the analysis against `url` in a child process; its printed line.
 fn analyze_in_child(url: &str, subjects: usize) -> String {

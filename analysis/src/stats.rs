@@ -75,14 +75,19 @@ pub fn spearman(x: &[f64], y: &[f64]) -> Option<Correlation> {
         return None;
     }
     let rho = pearson(&ranks(x).0, &ranks(y).0)?;
-    let df = (n - 2) as f64;
-    let p = if rho.abs() >= 1.0 {
-        0.0
-    } else {
-        let t = rho * (df / ((1.0 - rho) * (1.0 + rho))).sqrt();
-        2.0 * StudentsT::new(0.0, 1.0, df).ok()?.sf(t.abs())
-    };
-    Some(Correlation { rho, p })
+    Some(Correlation {
+        rho,
+        p: correlation_p(rho, (n - 2) as f64)?,
+    })
+}
+
+/// Two-sided p-value of a correlation `rho` with `df` degrees of freedom (t approximation).
+fn correlation_p(rho: f64, df: f64) -> Option<f64> {
+    if rho.abs() >= 1.0 {
+        return Some(0.0);
+    }
+    let t = rho * (df / ((1.0 - rho) * (1.0 + rho))).sqrt();
+    Some(2.0 * StudentsT::new(0.0, 1.0, df).ok()?.sf(t.abs()))
 }
 
 /// Spearman's ρ within groups: each group's pairs are ranked on their own and centred, and the
@@ -101,13 +106,10 @@ pub fn spearman_within(groups: &[(Vec<f64>, Vec<f64>)]) -> Option<Correlation> {
     }
     let df = xs.len().checked_sub(used + 1).filter(|&d| d > 0)? as f64;
     let rho = pearson(&xs, &ys)?;
-    let p = if rho.abs() >= 1.0 {
-        0.0
-    } else {
-        let t = rho * (df / ((1.0 - rho) * (1.0 + rho))).sqrt();
-        2.0 * StudentsT::new(0.0, 1.0, df).ok()?.sf(t.abs())
-    };
-    Some(Correlation { rho, p })
+    Some(Correlation {
+        rho,
+        p: correlation_p(rho, df)?,
+    })
 }
 
 /// Least-squares slope of `y` on `x`; `None` when `x` is constant.

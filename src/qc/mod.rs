@@ -2,13 +2,14 @@
 //! sagittal mid-slices of the raw input with the mask outline in red, as one PNG — the
 //! picture a person looks at before trusting a mask.
 
+mod canvas;
 mod orient;
 
 use crate::derivatives::DatasetDescription;
 use crate::derivatives::layout;
 use crate::derivatives::sidecar::MaskSidecar;
 use crate::volume::{self, VolumeError};
-use image::{Rgb, RgbImage};
+use canvas::Canvas;
 use orient::Orientation;
 use std::path::{Path, PathBuf};
 
@@ -112,35 +113,24 @@ pub fn draw(item: &QcItem) -> Result<(), QcError> {
     }
     let orientation = Orientation::of(&input.header);
     let window = display_window(input.data.as_slice_memory_order().expect("contiguous"));
-    let panels: Vec<RgbImage> = [2usize, 1, 0]
+    let panels: Vec<Canvas> = [2usize, 1, 0]
         .iter()
         .map(|&fixed| panel(&input, &mask, &orientation, fixed, window))
         .collect();
     let gap = 4;
-    let width = panels.iter().map(|p| p.width()).sum::<u32>() + gap * (panels.len() as u32 - 1);
-    let height = panels.iter().map(|p| p.height()).max().unwrap_or(1);
-    let mut canvas = RgbImage::new(width, height);
+    let width = panels.iter().map(|p| p.width).sum::<u32>() + gap * (panels.len() as u32 - 1);
+    let height = panels.iter().map(|p| p.height).max().unwrap_or(1);
+    let mut canvas = Canvas::new(width, height);
     let mut x0 = 0;
     for p in &panels {
-        image::imageops::overlay(
-            &mut canvas,
-            p,
-            x0 as i64,
-            ((height - p.height()) / 2) as i64,
-        );
-        x0 += p.width() + gap;
+        canvas.paste(p, x0, (height - p.height) / 2);
+        x0 += p.width + gap;
     }
     let fail = |reason: String| QcError::Write {
         path: item.png.clone(),
         reason,
     };
-    let mut bytes = Vec::new();
-    canvas
-        .write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
-        )
-        .map_err(|e| fail(e.to_string()))?;
+    let bytes = canvas.png().map_err(|e| fail(e.to_string()))?;
     if let Some(dir) = item.png.parent() {
         std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
     }
@@ -164,7 +154,7 @@ fn panel(
     o: &Orientation,
     fixed: usize,
     window: (f32, f32),
-) -> RgbImage {
+) -> Canvas {
     let (cols, rows) = match fixed {
         2 => (0, 1), // axial: R across, A up
         1 => (0, 2), // coronal: R across, S up
@@ -201,7 +191,7 @@ fn panel(
     };
     let inside = |c: u32, r: u32| mask.data[sample(c, r)] > 0.0;
     let (lo, hi) = window;
-    RgbImage::from_fn(width, height, |c, r| {
+    Canvas::from_fn(width, height, |c, r| {
         let on_edge = inside(c, r)
             && [(-1i64, 0i64), (1, 0), (0, -1), (0, 1)]
                 .iter()
@@ -214,10 +204,10 @@ fn panel(
                         || !inside(nc as u32, nr as u32)
                 });
         if on_edge {
-            return Rgb([255, 40, 40]);
+            return [255, 40, 40];
         }
         let v = input.data[sample(c, r)];
         let g = (((v - lo) / (hi - lo)).clamp(0.0, 1.0) * 255.0) as u8;
-        Rgb([g, g, g])
+        [g, g, g]
     })
 }
