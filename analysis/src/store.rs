@@ -1,11 +1,10 @@
 //! The local trace store: OTLP JSON lines that `neuro-batch run` writes under
 //! `OUTPUT_DIR/logs/traces-<run id>.jsonl`.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
-
-use std::collections::HashSet;
 
 use crate::otlp_json::{self, DecodeError};
 use crate::span::Span;
