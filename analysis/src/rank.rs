@@ -32,6 +32,10 @@ pub struct RankOptions {
     /// `file.size_mb` over `array.voxels`, `bids.acq` over `array.shape`); without one, the
     /// group's strongest leads.
     pub prefer: Vec<String>,
+    /// `(category, number)` pairs where the category is a bucketing of the number by
+    /// construction (`file.size_bucket` of `file.size_mb`): folded together, the number always
+    /// leads, however few spans there are to show it explains more.
+    pub buckets: Vec<(String, String)>,
 }
 
 impl Default for RankOptions {
@@ -41,6 +45,7 @@ impl Default for RankOptions {
             alpha: 0.05,
             exclude: Vec::new(),
             prefer: Vec::new(),
+            buckets: Vec::new(),
         }
     }
 }
@@ -244,7 +249,7 @@ pub fn rank(table: &SpanTable, options: &RankOptions) -> Result<Vec<Finding>, Ta
             fold_collinear(numeric, &options.prefer),
             fold_same_partition(categorical, &options.prefer),
             &durations,
-            &options.prefer,
+            options,
         );
         for f in &mut these {
             f.measure = measure;
@@ -303,8 +308,8 @@ const WITHIN_P: f64 = 0.001;
 
 /// Folds each categorical finding whose values are a function of a kept numeric attribute's
 /// (every category a run of consecutive values when sorted by it) together with that numeric
-/// finding: the same cause, found twice. The number leads when it explains the duration within
-/// the categories too (`file.size_bucket` of `file.size_mb`: bigger files are slower inside each
+/// finding: the same cause, found twice. The number leads when the category is its bucketing
+/// ([`RankOptions::buckets`]) or when it explains the duration within the categories too (`file.size_bucket` of `file.size_mb`: bigger files are slower inside each
 /// bucket); the category leads when the number only tells the categories apart (`bids.acq` of
 /// `file.size_mb`, when a high-resolution protocol makes bigger files but file size inside each
 /// protocol says nothing).
@@ -312,9 +317,15 @@ fn fold_derived(
     numeric: Vec<(Finding, Vec<Option<f64>>)>,
     mut categorical: Vec<(Finding, Vec<Option<String>>)>,
     durations: &[Option<f64>],
-    prefer: &[String],
+    options: &RankOptions,
 ) -> Vec<Finding> {
-    let preference = |k: &str| prefer.iter().position(|p| p == k).unwrap_or(usize::MAX);
+    let preference = |k: &str| {
+        options
+            .prefer
+            .iter()
+            .position(|p| p == k)
+            .unwrap_or(usize::MAX)
+    };
     let mut out = Vec::new();
     for (mut n, nums) in numeric {
         let (derived, rest): (Vec<_>, Vec<_>) = categorical
@@ -335,7 +346,11 @@ fn fold_derived(
             out.push(n);
             continue;
         };
-        if number_explains_within(&derived[best].1, &nums, durations) {
+        let is_bucket = options
+            .buckets
+            .iter()
+            .any(|(c, n_key)| *c == derived[best].0.attribute && *n_key == n.attribute);
+        if is_bucket || number_explains_within(&derived[best].1, &nums, durations) {
             for (f, _) in derived {
                 n.collinear.push(f.attribute);
                 n.collinear.extend(f.collinear);
@@ -746,10 +761,51 @@ mod fold_tests {
             bucket,
         )];
         let durations: Vec<Option<f64>> = y.iter().map(|d| Some(*d)).collect();
-        let folded = fold_derived(numeric, categorical, &durations, &[]);
+        let folded = fold_derived(numeric, categorical, &durations, &RankOptions::default());
         assert_eq!(folded.len(), 1);
         assert_eq!(folded[0].attribute, "file.size_mb");
         assert_eq!(folded[0].collinear, vec!["file.size_bucket"]);
+    }
+
+    #[test]
+    fn a_known_bucketing_never_leads_its_number() {
+        // Eight spans in four buckets of two: too few to show that size explains the duration
+        // inside the buckets, but the bucket is the size's by construction.
+        let size: Vec<Option<f64>> = [1.1, 1.6, 2.2, 3.1, 4.5, 6.0, 8.8, 12.0]
+            .iter()
+            .map(|v| Some(*v))
+            .collect();
+        let bucket: Vec<Option<String>> = size
+            .iter()
+            .map(|s| Some(format!("{}MB", (s.unwrap() as i64).ilog2())))
+            .collect();
+        let y: Vec<f64> = [10.0, 9.0, 21.0, 20.0, 44.0, 41.0, 80.0, 83.0].to_vec();
+        let x: Vec<f64> = size.iter().flatten().copied().collect();
+        let labels: Vec<String> = bucket.iter().flatten().cloned().collect();
+        let durations: Vec<Option<f64>> = y.iter().map(|d| Some(*d)).collect();
+        let fold = |options: &RankOptions| {
+            fold_derived(
+                vec![(
+                    numeric_finding("s", "file.size_mb", "MB", &x, &y).unwrap(),
+                    size.clone(),
+                )],
+                vec![(
+                    categorical_finding("s", "file.size_bucket", &labels, &y).unwrap(),
+                    bucket.clone(),
+                )],
+                &durations,
+                options,
+            )
+        };
+        assert_eq!(
+            fold(&RankOptions::default())[0].attribute,
+            "file.size_bucket"
+        );
+        let options = RankOptions {
+            buckets: vec![("file.size_bucket".into(), "file.size_mb".into())],
+            ..RankOptions::default()
+        };
+        assert_eq!(fold(&options)[0].attribute, "file.size_mb");
     }
 
     #[test]
@@ -815,7 +871,7 @@ mod fold_tests {
                 acq,
             )],
             &durations,
-            &[],
+            &RankOptions::default(),
         );
         assert_eq!(folded.len(), 1);
         assert_eq!(folded[0].attribute, "bids.acq");

@@ -63,6 +63,7 @@ pub(super) fn analyze(args: AnalyzeArgs) -> Result<ExitCode, Failure> {
                 .chain(args.exclude.iter().cloned())
                 .collect(),
             prefer: PREFER.iter().map(|s| (*s).to_owned()).collect(),
+            buckets: vec![(names::FILE_SIZE_BUCKET.into(), names::FILE_SIZE_MB.into())],
         },
         label_attribute: args.label.clone(),
         grafana: args.grafana_url.clone().map(|url| GrafanaLinks {
