@@ -319,13 +319,7 @@ fn fold_derived(
     durations: &[Option<f64>],
     options: &RankOptions,
 ) -> Vec<Finding> {
-    let preference = |k: &str| {
-        options
-            .prefer
-            .iter()
-            .position(|p| p == k)
-            .unwrap_or(usize::MAX)
-    };
+    let order = lead_order(&options.prefer);
     let mut out = Vec::new();
     for (mut n, nums) in numeric {
         let (derived, rest): (Vec<_>, Vec<_>) = categorical
@@ -335,12 +329,7 @@ fn fold_derived(
         let Some(best) = derived
             .iter()
             .enumerate()
-            .min_by(|(_, a), (_, b)| {
-                preference(&a.0.attribute)
-                    .cmp(&preference(&b.0.attribute))
-                    .then(b.0.explained.total_cmp(&a.0.explained))
-                    .then_with(|| a.0.attribute.cmp(&b.0.attribute))
-            })
+            .min_by(|(_, a), (_, b)| order(&a.0, &b.0))
             .map(|(i, _)| i)
         else {
             out.push(n);
@@ -372,6 +361,18 @@ fn fold_derived(
     out
 }
 
+/// The order in which findings of one cause are considered to lead it: the preferred
+/// attributes first (in `prefer`'s order), then the stronger, then by name.
+fn lead_order(prefer: &[String]) -> impl Fn(&Finding, &Finding) -> std::cmp::Ordering + '_ {
+    let rank = move |k: &str| prefer.iter().position(|p| p == k).unwrap_or(usize::MAX);
+    move |a, b| {
+        rank(&a.attribute)
+            .cmp(&rank(&b.attribute))
+            .then(b.explained.total_cmp(&a.explained))
+            .then_with(|| a.attribute.cmp(&b.attribute))
+    }
+}
+
 /// Folds categorical findings that split the spans alike (`bids.acq` and `image.voxel_mm` when
 /// each protocol has its own voxel size) into one, led by the preferred attribute, else the
 /// strongest.
@@ -379,13 +380,8 @@ fn fold_same_partition(
     mut categorical: Vec<(Finding, Vec<Option<String>>)>,
     prefer: &[String],
 ) -> Vec<(Finding, Vec<Option<String>>)> {
-    let preference = |k: &str| prefer.iter().position(|p| p == k).unwrap_or(usize::MAX);
-    categorical.sort_by(|a, b| {
-        preference(&a.0.attribute)
-            .cmp(&preference(&b.0.attribute))
-            .then(b.0.explained.total_cmp(&a.0.explained))
-            .then_with(|| a.0.attribute.cmp(&b.0.attribute))
-    });
+    let order = lead_order(prefer);
+    categorical.sort_by(|a, b| order(&a.0, &b.0));
     let mut kept: Vec<(Finding, Vec<Option<String>>)> = Vec::new();
     for (f, v) in categorical {
         match kept.iter_mut().find(|(_, kv)| same_partition(kv, &v)) {
@@ -645,13 +641,8 @@ fn fold_collinear(
     mut numeric: Vec<(Finding, Vec<Option<f64>>)>,
     prefer: &[String],
 ) -> Vec<(Finding, Vec<Option<f64>>)> {
-    let preference = |k: &str| prefer.iter().position(|p| p == k).unwrap_or(usize::MAX);
-    numeric.sort_by(|a, b| {
-        preference(&a.0.attribute)
-            .cmp(&preference(&b.0.attribute))
-            .then(b.0.explained.total_cmp(&a.0.explained))
-            .then_with(|| a.0.attribute.cmp(&b.0.attribute))
-    });
+    let order = lead_order(prefer);
+    numeric.sort_by(|a, b| order(&a.0, &b.0));
     let mut kept: Vec<(Finding, Vec<Option<f64>>)> = Vec::new();
     for (f, v) in numeric {
         let twin = kept.iter_mut().find(|(_, kv)| {
