@@ -9,17 +9,17 @@
 //! Each analysis runs in a child process (this program again, with `--analyze FILE`), so its
 //! peak RSS is its own.
 
-#[path = "support/rss.rs"]
-mod rss;
+#[path = "support/child.rs"]
+mod child;
 
 use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
+use child::{peak_rss_mb, run_self};
 use neuro_batch_analysis::rank::RankOptions;
 use neuro_batch_analysis::{ReportOptions, SourceInfo, SpanTable, report, store};
 use rand::{Rng, SeedableRng};
-use rss::peak_rss_mb;
 use serde_json::{Value, json};
 
 /// Writes subject traces to `path` until it holds `mb` MB; the number of spans.
@@ -230,23 +230,11 @@ fn main() {
     let spans = write_store(&path, mb);
     let size = std::fs::metadata(&path).unwrap().len() as f64 / 1e6;
     println!("trace file: {size:.0} MB, {spans} spans");
-    for (label, extra) in [
-        ("streamed (the CLI)", None),
-        ("decoded first", Some("--at-once")),
+    let file = path.to_str().unwrap();
+    for (label, args) in [
+        ("streamed (the CLI)", vec!["--analyze", file]),
+        ("decoded first", vec!["--analyze", file, "--at-once"]),
     ] {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--analyze", path.to_str().unwrap()])
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        println!(
-            "{label:20} {}",
-            String::from_utf8_lossy(&out.stdout).trim_end()
-        );
+        println!("{label:20} {}", run_self(&args));
     }
 }

@@ -9,34 +9,25 @@
 //! The fake Tempo runs in this process; the analysis runs in a child process (this program
 //! again, with `--analyze URL`), so its peak RSS is the analysis' own.
 
+#[path = "support/child.rs"]
+mod child;
 #[path = "../tests/common/mod.rs"]
 mod common;
-#[path = "support/rss.rs"]
-mod rss;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use child::{peak_rss_mb, run_self};
 use common::NoProgress;
 use common::fake_tempo::{self, Mode, Shape, search};
 use common::replay::{Replay, Seen};
 use neuro_batch_analysis::rank::RankOptions;
 use neuro_batch_analysis::source::{self, Source, TempoServer};
 use neuro_batch_analysis::{ReportOptions, SpanTable, report, tempo};
-use rss::peak_rss_mb;
 
 /// Runs the analysis against `url` in a child process; its printed line.
 fn analyze_in_child(url: &str, subjects: usize) -> String {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--analyze", url, "--subjects", &subjects.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+    run_self(&["--analyze", url, "--subjects", &subjects.to_string()])
 }
 
 /// Load from `url` and build the report; seconds and what the source said.
