@@ -500,9 +500,9 @@ impl Steps<'_> {
                 }
                 span.set_status(Status::Ok);
                 self.records.push(StepRecord {
-                    name: name.to_string(),
+                    name: name.into(),
                     duration_ms,
-                    facts: facts.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                    facts: facts.into_iter().map(|(k, v)| (k.into(), v)).collect(),
                 });
                 Ok(value)
             }
@@ -552,7 +552,10 @@ fn annotate_load(span: &Span, info: &HeaderInfo) {
 fn step_facts(steps: &[StepRecord]) -> StepFacts {
     steps
         .iter()
-        .map(|s| (s.name.clone(), s.facts.iter().cloned().collect()))
+        .map(|s| {
+            let facts = s.facts.iter().map(|(k, v)| (k.to_string(), v.clone()));
+            (s.name.to_string(), facts.collect())
+        })
         .collect()
 }
 

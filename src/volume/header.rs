@@ -2,9 +2,9 @@
 //! single voxel is allocated.
 
 use super::VolumeError;
-use flate2::read::MultiGzDecoder;
+use flate2::bufread::MultiGzDecoder;
 use nifti::{NiftiHeader, NiftiType};
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 /// Largest accepted extent along any axis.
@@ -78,25 +78,26 @@ pub(super) fn open_stream(path: &Path) -> Result<(Box<dyn Read>, bool, u64), Vol
             path: path.to_path_buf(),
         });
     }
+    // The read buffer is the decoder's too (flate2's `bufread` decoder adds none of its own),
+    // and 1 MiB sits above the mmap threshold: no per-file temporary is left to fragment the
+    // heap among the records a batch keeps (see `crate::malloc`).
     let mut reader = BufReader::with_capacity(1 << 20, file);
-    let mut magic = [0u8; 2];
-    let got = read_up_to(&mut reader, &mut magic).map_err(io)?;
-    let is_gzip = got == 2 && magic == GZIP_MAGIC;
+    let head = reader.fill_buf().map_err(io)?;
+    let is_gzip = head.starts_with(&GZIP_MAGIC);
     let named_gz = path.to_string_lossy().ends_with(".gz");
     if named_gz && !is_gzip {
         return Err(VolumeError::NotNifti {
             path: path.to_path_buf(),
             reason: format!(
                 "named .gz but not gzip-compressed ({})",
-                describe_bytes(&magic[..got])
+                describe_bytes(&head[..head.len().min(2)])
             ),
         });
     }
-    let rest = std::io::Cursor::new(magic[..got].to_vec()).chain(reader);
     let stream: Box<dyn Read> = if is_gzip {
-        Box::new(MultiGzDecoder::new(rest))
+        Box::new(MultiGzDecoder::new(reader))
     } else {
-        Box::new(rest)
+        Box::new(reader)
     };
     Ok((stream, is_gzip, file_size))
 }
