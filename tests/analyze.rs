@@ -54,7 +54,7 @@ fn varied_run(dir: &Path) -> std::path::PathBuf {
 fn the_store_report_ranks_file_size_first_for_size_driven_stages_and_finds_the_failure() {
     let dir = tempfile::tempdir().unwrap();
     let out = varied_run(dir.path());
-    let table = dir.path().join("spans.arrow");
+    let table = dir.path().join("spans.json");
     let (code, stdout, stderr) = analyze(&[
         "--traces",
         out.to_str().unwrap(),

@@ -148,7 +148,7 @@ fn saved_tables_compare_like_trace_files_and_few_spans_are_not_enough() {
     let out = dir.path().join("out");
     let (code, _, stderr) = run(&sample_data(), &out, &[]);
     assert_eq!(code, 0, "{stderr}");
-    let table = dir.path().join("base.arrow");
+    let table = dir.path().join("base.json");
     let status = neuro_batch()
         .args(["analyze", "--format", "json", "--traces"])
         .arg(&out)

@@ -19,6 +19,7 @@ pub mod stats;
 pub mod store;
 pub mod summary;
 pub mod table;
+mod table_file;
 pub mod tempo;
 pub mod units;
 pub mod waiting;

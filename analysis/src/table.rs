@@ -3,7 +3,8 @@
 //! Built from decoded spans: traces whose tree is known get self time and critical-path time
 //! per span, and every span inherits the attributes of its ancestors that it does not carry
 //! itself (a stage span gets its file's `file.size_mb`, its subject's `bids.subject`). The table
-//! can be saved as Arrow IPC and read back, so a run's spans can be kept as a CI artifact.
+//! can be saved and read back ([`crate::table_file`]), so a run's spans can be kept as a CI
+//! artifact.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -81,6 +82,9 @@ pub enum TableError {
     /// A saved table without the core columns.
     #[error("{0}: not a neuro-batch span table (missing column {1:?})")]
     NotATable(std::path::PathBuf, &'static str),
+    /// A saved table that cannot be read: malformed, another version, or the old Arrow form.
+    #[error("{0}: not a readable neuro-batch span table: {1}")]
+    Format(std::path::PathBuf, String),
 }
 
 /// One attribute's values over a set of rows.
@@ -233,35 +237,20 @@ impl SpanTable {
         })
     }
 
-    /// Writes the table as an Arrow IPC file (atomically: a temp file renamed into place).
+    /// Writes the table to `path` as [`crate::table_file`] describes (atomically: a
+    /// temporary file renamed into place).
     pub fn save(&self, path: &Path) -> Result<(), TableError> {
-        let mut df = self.df.clone();
-        neuro_batch_fsutil::write_atomic_with(path, |file| {
-            IpcWriter::new(file)
-                .finish(&mut df)
-                .map_err(std::io::Error::other)
-        })
-        .map_err(|source| TableError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        crate::table_file::write(&self.df, path)
     }
 
-    /// Whether the file at `path` looks like a saved table (Arrow IPC starts with `ARROW1`).
+    /// Whether the file at `path` looks like a saved table.
     pub fn is_saved(path: &Path) -> bool {
-        let mut magic = [0u8; 6];
-        neuro_batch_fsutil::open_regular(path)
-            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
-            .is_ok_and(|()| &magic == b"ARROW1")
+        crate::table_file::is_saved(path)
     }
 
     /// Reads a table written by [`SpanTable::save`].
     pub fn load(path: &Path) -> Result<Self, TableError> {
-        let file = neuro_batch_fsutil::open_regular(path).map_err(|source| TableError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let df = IpcReader::new(file).finish()?;
+        let df = crate::table_file::read(path)?;
         // Tables saved before `cpu_ms` existed load without it (compare then reads wall time).
         for column in CORE_COLUMNS.into_iter().filter(|&c| c != CPU_MS) {
             if df.column(column).is_err() {

@@ -99,7 +99,8 @@ pub struct AnalyzeArgs {
     /// Write the report here instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Also save the span table (Arrow IPC) here, e.g. as a CI baseline for `compare`.
+    /// Also save the span table here (JSON, one typed array per column), e.g. as a CI
+    /// baseline for `compare`.
     #[arg(long, value_name = "FILE")]
     pub save_table: Option<PathBuf>,
     /// Findings to show (all are in --format json/csv).
