@@ -309,8 +309,9 @@ const WITHIN_P: f64 = 0.001;
 /// Folds each categorical finding whose values are a function of a kept numeric attribute's
 /// (every category a run of consecutive values when sorted by it) together with that numeric
 /// finding: the same cause, found twice. The number leads when the category is its bucketing
-/// ([`RankOptions::buckets`]) or when it explains the duration within the categories too (`file.size_bucket` of `file.size_mb`: bigger files are slower inside each
-/// bucket); the category leads when the number only tells the categories apart (`bids.acq` of
+/// ([`RankOptions::buckets`]) or when it explains the duration within the categories too
+/// (`file.size_bucket` of `file.size_mb`: bigger files are slower inside each bucket); the
+/// category leads when the number only tells the categories apart (`bids.acq` of
 /// `file.size_mb`, when a high-resolution protocol makes bigger files but file size inside each
 /// protocol says nothing).
 fn fold_derived(

@@ -123,20 +123,14 @@ pub(crate) fn write(df: &DataFrame, path: &Path) -> Result<(), TableError> {
 
 /// Whether `path` starts like a saved table (of this format or the earlier Arrow IPC one).
 pub(crate) fn is_saved(path: &Path) -> bool {
-    let mut head = [0u8; 64];
-    let Ok(mut file) = neuro_batch_fsutil::open_regular(path) else {
+    let mut head = Vec::with_capacity(64);
+    let read =
+        neuro_batch_fsutil::open_regular(path).and_then(|f| f.take(64).read_to_end(&mut head));
+    if read.is_err() {
         return false;
-    };
-    let mut got = 0;
-    while got < head.len() {
-        match file.read(&mut head[got..]) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => got += n,
-        }
     }
-    let head = &head[..got];
     head.starts_with(ARROW_MAGIC) || {
-        let text = String::from_utf8_lossy(head);
+        let text = String::from_utf8_lossy(&head);
         let text = text.trim_start();
         text.starts_with('{')
             && text[1..]

@@ -83,17 +83,19 @@ pub fn plan(discovery: &Discovery, out_root: &Path, config: &RunConfig) -> Vec<S
         .par_iter()
         .map(|input| HeaderFacts::of(&input.path))
         .collect();
-    let starts = discovery.subjects.iter().scan(0, |next, subject| {
-        let start = *next;
-        *next += subject.inputs.len();
-        Some(start)
-    });
-    discovery
+    let starts: Vec<usize> = discovery
         .subjects
         .iter()
+        .scan(0, |next, subject| {
+            let start = *next;
+            *next += subject.inputs.len();
+            Some(start)
+        })
+        .collect();
+    discovery
+        .subjects
+        .par_iter()
         .zip(starts)
-        .collect::<Vec<_>>()
-        .into_par_iter()
         .map(|(subject, start)| SubjectJob {
             participant: participants
                 .get(&subject.label)
