@@ -1,7 +1,7 @@
 //! Binary morphology on masks stored as `u8` (0 or 1): spherical erosion and dilation in mm,
 //! the largest connected component, and hole filling. All use 6-connectivity.
 
-use super::distance::squared_distance;
+use super::distance::{Of, within_radius};
 use super::grid::Grid;
 use rayon::prelude::*;
 use std::collections::VecDeque;
@@ -9,23 +9,19 @@ use std::collections::VecDeque;
 /// Keep the voxels of `mask` farther than `radius_mm` from any background voxel.
 pub fn erode(mask: &[u8], grid: &Grid, radius_mm: f32) -> Vec<u8> {
     within_box(mask, grid, radius_mm, |mask, grid| {
-        let background: Vec<bool> = mask.par_iter().map(|&m| m == 0).collect();
-        let d = squared_distance(&background, grid);
-        let r2 = radius_mm * radius_mm;
-        mask.par_iter()
-            .zip(d.par_iter())
-            .map(|(&m, &d)| u8::from(m != 0 && d > r2))
-            .collect()
+        let mut near_background = within_radius(mask, Of::Background, grid, radius_mm);
+        near_background
+            .par_iter_mut()
+            .zip(mask)
+            .for_each(|(n, &m)| *n = u8::from(m != 0 && *n == 0));
+        near_background
     })
 }
 
 /// Add every voxel within `radius_mm` of the mask.
 pub fn dilate(mask: &[u8], grid: &Grid, radius_mm: f32) -> Vec<u8> {
     within_box(mask, grid, radius_mm, |mask, grid| {
-        let foreground: Vec<bool> = mask.par_iter().map(|&m| m != 0).collect();
-        let d = squared_distance(&foreground, grid);
-        let r2 = radius_mm * radius_mm;
-        d.par_iter().map(|&d| u8::from(d <= r2)).collect()
+        within_radius(mask, Of::Foreground, grid, radius_mm)
     })
 }
 
@@ -33,7 +29,7 @@ pub fn dilate(mask: &[u8], grid: &Grid, radius_mm: f32) -> Vec<u8> {
 /// zero elsewhere. For an erosion or dilation by that radius this is the same result: nothing
 /// outside the box is within the radius of the mask, and every voxel in it sees all the
 /// background within the radius; so it is for components and holes (radius 0), which the box
-/// holds whole. A brain mask fills a third of a head's grid, so the distance transforms do a
+/// holds whole. A brain mask fills a third of a head's grid, so the distance passes do a
 /// third of the work.
 fn within_box(
     mask: &[u8],
@@ -219,24 +215,21 @@ mod tests {
     #[test]
     fn cropping_to_the_mask_gives_what_the_whole_grid_gives() {
         // A ball off-centre on an anisotropic grid, and one touching the grid's border: the
-        // result on the box equals the distance transform of the whole grid, thresholded.
+        // result on the box equals that on the whole grid.
         let grid = Grid::new([40, 36, 30], [1.0, 1.2, 2.0]);
         for (centre, r) in [([12.0, 20.0, 9.0], 6.0), ([2.0, 3.0, 1.0], 5.0)] {
             let b = ball(&grid, centre, r);
             for radius in [1.0, 2.5, 4.0] {
                 let cropped = dilate(&b, &grid, radius);
-                let foreground: Vec<bool> = b.iter().map(|&m| m != 0).collect();
-                let d = squared_distance(&foreground, &grid);
-                let expected: Vec<u8> = d.iter().map(|&d| u8::from(d <= radius * radius)).collect();
+                let expected = within_radius(&b, Of::Foreground, &grid, radius);
                 assert_eq!(cropped, expected, "dilate {radius} mm around {centre:?}");
 
                 let cropped = erode(&b, &grid, radius);
-                let background: Vec<bool> = b.iter().map(|&m| m == 0).collect();
-                let d = squared_distance(&background, &grid);
+                let near_background = within_radius(&b, Of::Background, &grid, radius);
                 let expected: Vec<u8> = b
                     .iter()
-                    .zip(&d)
-                    .map(|(&m, &d)| u8::from(m != 0 && d > radius * radius))
+                    .zip(&near_background)
+                    .map(|(&m, &n)| u8::from(m != 0 && n == 0))
                     .collect();
                 assert_eq!(cropped, expected, "erode {radius} mm around {centre:?}");
             }
