@@ -5,6 +5,9 @@ use neuro_batch::cli::Cli;
 use neuro_batch::commands;
 use neuro_batch::error::ExitCode;
 
+#[global_allocator]
+static ALLOCATOR: neuro_batch::malloc::HugePageAlloc = neuro_batch::malloc::HugePageAlloc;
+
 fn main() -> std::process::ExitCode {
     neuro_batch::malloc::keep_large_buffers_on_mmap();
     let args = match neuro_batch::cli::bids_app_args(std::env::args_os().collect()) {

@@ -37,12 +37,15 @@ pub struct Output {
 
 /// Rescale `image` so the white-matter peak inside `mask` becomes 1.0.
 pub fn normalize(image: &[f32], mask: &[u8], params: &Params) -> Output {
-    let inside: Vec<f32> = image
-        .iter()
-        .zip(mask)
-        .filter(|(v, m)| **m != 0 && v.is_finite())
-        .map(|(&v, _)| v)
-        .collect();
+    // Sized for the whole image (untouched pages cost nothing) rather than grown by copies.
+    let mut inside = Vec::with_capacity(image.len());
+    inside.extend(
+        image
+            .iter()
+            .zip(mask)
+            .filter(|(v, m)| **m != 0 && v.is_finite())
+            .map(|(&v, _)| v),
+    );
     let peak = white_matter_peak(inside, params).filter(|p| *p > 0.0);
     let scale = peak.map_or(0.0, |p| 1.0 / p);
     let normalized = image

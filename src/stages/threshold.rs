@@ -4,7 +4,8 @@
 /// percentiles (so a few hot voxels cannot squeeze the histogram). `None` for fewer than two
 /// distinct values.
 pub fn otsu(values: &[f32]) -> Option<f32> {
-    let mut sample: Vec<f32> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    let mut sample = Vec::with_capacity(values.len());
+    sample.extend(values.iter().copied().filter(|v| v.is_finite()));
     if sample.len() < 2 {
         return None;
     }
