@@ -23,46 +23,57 @@ pub enum Of {
 /// 1 where the voxel is within `radius_mm` (inclusive) of a voxel of `mask` of kind `of`,
 /// 0 elsewhere (everywhere, when there is no such voxel). Distances run between voxel
 /// centres and stay inside the grid.
+///
+/// The z-planes are split into one run per thread. Each run keeps a ring of the x/y-passed
+/// planes its window needs (`2·r/spacing + 1` of them) instead of a passed copy of the whole
+/// volume: no volume-sized temporary to fault in, and the planes it reads stay in cache. Runs
+/// recompute the planes their windows share, a small part of the work on real grids.
 pub fn within_radius(mask: &[u8], of: Of, grid: &Grid, radius_mm: f32) -> Vec<u8> {
     let [nx, ny, nz] = grid.dims;
     let plane = nx * ny;
-    let r2 = radius_mm * radius_mm;
     if mask.is_empty() {
         return Vec::new();
     }
-
-    // x: the squared distance along each line to its nearest feature.
     let foreground = of == Of::Foreground;
+    let r2 = radius_mm * radius_mm;
     let sx = grid.spacing[0];
-    let mut d = vec![0f32; mask.len()];
-    d.par_chunks_mut(nx)
-        .zip(mask.par_chunks(nx))
-        .for_each(|(line, m)| nearest_along_line(line, m, foreground, sx));
-
-    // y: within each z-plane, the minimum over rows up to the radius away.
     let ky = window(grid.spacing[1], radius_mm, ny);
-    d.par_chunks_mut(plane).for_each_init(
-        || vec![0f32; plane],
-        |scratch, slab| {
-            for (y, row) in scratch.chunks_mut(nx).enumerate() {
-                min_of_shifted(row, slab, nx, y, &ky);
-            }
-            slab.copy_from_slice(scratch);
-        },
-    );
-
-    // z: the minimum over planes up to the radius away, thresholded into the output.
     let kz = window(grid.spacing[2], radius_mm, nz);
+    let reach = kz.last().map_or(0, |&(k, _)| k as usize);
+    let ring_len = 2 * reach + 1;
+    let per_run = nz.div_ceil(rayon::current_num_threads()).max(1);
+
     let mut out = vec![0u8; mask.len()];
-    out.par_chunks_mut(plane).enumerate().for_each_init(
-        || vec![0f32; plane],
-        |acc, (z, o)| {
-            min_of_shifted(acc, &d, plane, z, &kz);
-            for (o, &a) in o.iter_mut().zip(acc.iter()) {
-                *o = u8::from(a <= r2);
+    out.par_chunks_mut(plane * per_run)
+        .enumerate()
+        .for_each(|(run, out)| {
+            let first = run * per_run;
+            let mut ring = vec![0f32; ring_len * plane];
+            let mut along_x = vec![0f32; plane];
+            let mut acc = vec![0f32; plane];
+            // The next plane to pass along x and y into the ring.
+            let mut next = first.saturating_sub(reach);
+            for (i, out) in out.chunks_mut(plane).enumerate() {
+                let z = first + i;
+                while next < (z + reach + 1).min(nz) {
+                    let m = &mask[next * plane..(next + 1) * plane];
+                    for (line, m) in along_x.chunks_mut(nx).zip(m.chunks(nx)) {
+                        nearest_along_line(line, m, foreground, sx);
+                    }
+                    let slot = &mut ring[(next % ring_len) * plane..][..plane];
+                    for (y, row) in slot.chunks_mut(nx).enumerate() {
+                        min_of_shifted(row, y, ny, &ky, |r| &along_x[r * nx..(r + 1) * nx]);
+                    }
+                    next += 1;
+                }
+                min_of_shifted(&mut acc, z, nz, &kz, |r| {
+                    &ring[(r % ring_len) * plane..][..plane]
+                });
+                for (o, &a) in out.iter_mut().zip(acc.iter()) {
+                    *o = u8::from(a <= r2);
+                }
             }
-        },
-    );
+        });
     out
 }
 
@@ -116,22 +127,24 @@ fn window(s: f32, radius_mm: f32, count: usize) -> Vec<(isize, f32)> {
         .collect()
 }
 
-/// `out = min_k rows[j + k] + c_k` over the offsets `(k, c_k)` that stay inside `rows`,
-/// which holds rows of `width`.
-fn min_of_shifted(out: &mut [f32], rows: &[f32], width: usize, j: usize, offsets: &[(isize, f32)]) {
-    let count = rows.len() / width;
+/// `out = min_k row(j + k) + c_k` over the offsets `(k, c_k)` that stay inside `0..count`.
+fn min_of_shifted<'a>(
+    out: &mut [f32],
+    j: usize,
+    count: usize,
+    offsets: &[(isize, f32)],
+    row: impl Fn(usize) -> &'a [f32],
+) {
     out.fill(f32::INFINITY);
     for &(k, c) in offsets {
         let r = j as isize + k;
         if r < 0 || r as usize >= count {
             continue;
         }
-        let row = &rows[r as usize * width..(r as usize + 1) * width];
-        for (o, &v) in out.iter_mut().zip(row) {
+        for (o, &v) in out.iter_mut().zip(row(r as usize)) {
             let t = v + c;
-            if t < *o {
-                *o = t;
-            }
+            // A select rather than a conditional store, so that the loop vectorises.
+            *o = if t < *o { t } else { *o };
         }
     }
 }

@@ -8,18 +8,26 @@ use rayon::prelude::*;
 /// alone; a kernel is never wider than its axis (a blur wider than the image only spreads the
 /// replicated border further), so the work stays bounded by the image's extents.
 pub fn gaussian(src: &[f32], grid: &Grid, sigma_mm: f32) -> Vec<f32> {
-    let mut current = src.to_vec();
-    let mut scratch = vec![0f32; src.len()];
+    // The first pass reads `src` itself; later ones alternate between two buffers.
+    let mut current: Option<Vec<f32>> = None;
+    let mut spare = None;
     for axis in 0..3 {
         let sigma = sigma_mm / grid.spacing[axis];
         if sigma.is_nan() || sigma < 0.3 || grid.dims[axis] < 2 {
             continue;
         }
         let kernel = kernel(sigma, grid.dims[axis]);
-        convolve_axis(&current, &mut scratch, grid, axis, &kernel);
-        std::mem::swap(&mut current, &mut scratch);
+        let mut out = spare.take().unwrap_or_else(|| vec![0f32; src.len()]);
+        convolve_axis(
+            current.as_deref().unwrap_or(src),
+            &mut out,
+            grid,
+            axis,
+            &kernel,
+        );
+        spare = current.replace(out);
     }
-    current
+    current.unwrap_or_else(|| src.to_vec())
 }
 
 /// Normalised Gaussian weights, `±3σ` but at most `±extent`.

@@ -68,9 +68,7 @@ pub fn normalize(image: &[f32], mask: &[u8], params: &Params) -> Output {
 /// The centre of the highest-intensity major mode: the maximum of the smoothed histogram
 /// among values above the median (white matter is the brightest large class in T1w).
 fn white_matter_peak(mut values: Vec<f32>, params: &Params) -> Option<f32> {
-    let lo = threshold::percentile(&mut values, 0.5)?;
-    let hi = threshold::percentile(&mut values, 99.5)?;
-    let median = threshold::percentile(&mut values, 50.0)?;
+    let [lo, median, hi] = threshold::percentiles(&mut values, [0.5, 50.0, 99.5])?;
     if hi <= lo {
         return Some(hi);
     }

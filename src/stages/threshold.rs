@@ -9,8 +9,7 @@ pub fn otsu(values: &[f32]) -> Option<f32> {
     if sample.len() < 2 {
         return None;
     }
-    let lo = percentile(&mut sample, 0.5)?;
-    let hi = percentile(&mut sample, 99.5)?;
+    let [lo, hi] = percentiles(&mut sample, [0.5, 99.5])?;
     if hi <= lo {
         return None;
     }
@@ -49,13 +48,33 @@ pub fn otsu(values: &[f32]) -> Option<f32> {
 
 /// The `q`-th percentile (0–100) of `values`, by nearest rank; reorders `values`.
 pub fn percentile(values: &mut [f32], q: f64) -> Option<f32> {
+    percentiles(values, [q]).map(|[v]| v)
+}
+
+/// Several percentiles of `values` at once, each as [`percentile`] gives it; reorders
+/// `values`. In ascending order of `qs`, each selection runs only on the part above the
+/// previous one.
+pub fn percentiles<const N: usize>(values: &mut [f32], qs: [f64; N]) -> Option<[f32; N]> {
     if values.is_empty() {
         return None;
     }
-    let rank = ((q / 100.0) * (values.len() - 1) as f64).round() as usize;
-    let rank = rank.min(values.len() - 1);
-    let (_, v, _) = values.select_nth_unstable_by(rank, f32::total_cmp);
-    Some(*v)
+    let n = values.len();
+    let mut out = [0f32; N];
+    // values[..below] hold the `below` smallest values, in some order.
+    let mut below = 0;
+    for (o, q) in out.iter_mut().zip(qs) {
+        let rank = (((q / 100.0) * (n - 1) as f64).round() as usize).min(n - 1);
+        *o = if rank >= below {
+            let (_, v, _) = values[below..].select_nth_unstable_by(rank - below, f32::total_cmp);
+            below = rank + 1;
+            *v
+        } else {
+            *values[..below]
+                .select_nth_unstable_by(rank, f32::total_cmp)
+                .1
+        };
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -73,6 +92,10 @@ mod tests {
     #[test]
     fn percentile_by_rank() {
         let mut v: Vec<f32> = (0..=100).map(|i| i as f32).collect();
+        assert_eq!(
+            percentiles(&mut v, [1.0, 1.0, 50.0, 99.5, 20.0]),
+            Some([1.0, 1.0, 50.0, 100.0, 20.0])
+        );
         assert_eq!(percentile(&mut v, 50.0), Some(50.0));
         assert_eq!(percentile(&mut v, 99.0), Some(99.0));
         assert_eq!(percentile(&mut [], 50.0), None);
