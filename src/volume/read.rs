@@ -14,8 +14,9 @@ use std::path::Path;
 /// an exact length into a buffer whose pages are only backed as bytes arrive, so a truncated
 /// or lying file fails with [`VolumeError::Truncated`] having used no more memory than it
 /// holds. Stored values are converted to f32 in that same buffer and scaled by
-/// `scl_slope`/`scl_inter` (when the slope is not 0). Non-finite voxels are set to 0 and counted;
-/// a volume with no finite voxel or no contrast is rejected as [`VolumeError::NoSignal`].
+/// `scl_slope`/`scl_inter` (when the slope is not 0). Non-finite voxels are set to 0 and
+/// counted; a volume with no finite voxel or no contrast is rejected as
+/// [`VolumeError::NoSignal`].
 pub fn read_volume(path: &Path) -> Result<(Volume, HeaderInfo), VolumeError> {
     let (mut stream, compressed, file_size) = open_stream(path)?;
     let info = read_header(path, &mut stream, compressed, file_size)?;
