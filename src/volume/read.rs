@@ -1,7 +1,7 @@
 //! Reading a validated NIfTI-1 volume into `Array3<f32>`, converted in the buffer it is read
 //! into.
 
-use super::header::{gzip_or_io, open_stream, read_header};
+use super::header::{gzip_or_io, open_stream, read_header, read_up_to};
 use super::{HeaderInfo, Volume, VolumeError};
 use ndarray::{Array3, ShapeBuilder};
 use nifti::{Endianness, NiftiType};
@@ -42,7 +42,7 @@ pub fn read_volume(path: &Path) -> Result<(Volume, HeaderInfo), VolumeError> {
             reason: format!("cannot allocate {} bytes for its voxels", words * 4),
         })?;
     let raw = &mut bytemuck::cast_slice_mut::<f32, u8>(&mut buffer)[..info.data_bytes as usize];
-    let filled = fill(&mut stream, raw).map_err(|e| gzip_or_io(path, e))?;
+    let filled = read_up_to(&mut stream, raw).map_err(|e| gzip_or_io(path, e))?;
     if filled < raw.len() {
         return Err(truncated(path, &info, filled));
     }
@@ -71,20 +71,6 @@ pub fn read_volume(path: &Path) -> Result<(Volume, HeaderInfo), VolumeError> {
         non_finite_voxels,
     };
     Ok((volume, info))
-}
-
-/// Reads until `buf` is full or the stream ends; the number of bytes read.
-fn fill(stream: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match stream.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 /// Converts the first `voxels` stored values of `datatype` in byte order `endianness`, which
