@@ -128,7 +128,7 @@ mod tests {
                 .filter(|(i, _)| i % 10 >= 6)
                 .map(|(_, v)| *v)
                 .collect();
-            let median = threshold::percentile(&mut wm, 50.0).unwrap();
+            let [median] = threshold::percentiles(&mut wm, [50.0]).unwrap();
             assert!(
                 (median - 1.0).abs() < 0.02,
                 "gain {gain}: WM median {median}"

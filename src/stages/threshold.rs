@@ -46,13 +46,8 @@ pub fn otsu(values: &[f32]) -> Option<f32> {
     Some(lo + (best as f32 + 1.0) * width)
 }
 
-/// The `q`-th percentile (0–100) of `values`, by nearest rank; reorders `values`.
-pub fn percentile(values: &mut [f32], q: f64) -> Option<f32> {
-    percentiles(values, [q]).map(|[v]| v)
-}
-
-/// Several percentiles of `values` at once, each as [`percentile`] gives it; reorders
-/// `values`. In ascending order of `qs`, each selection runs only on the part above the
+/// The `qs`-th percentiles (0–100) of `values`, by nearest rank; reorders `values`. `None`
+/// for no values. In ascending order of `qs`, each selection runs only on the part above the
 /// previous one.
 pub fn percentiles<const N: usize>(values: &mut [f32], qs: [f64; N]) -> Option<[f32; N]> {
     if values.is_empty() {
@@ -96,9 +91,9 @@ mod tests {
             percentiles(&mut v, [1.0, 1.0, 50.0, 99.5, 20.0]),
             Some([1.0, 1.0, 50.0, 100.0, 20.0])
         );
-        assert_eq!(percentile(&mut v, 50.0), Some(50.0));
-        assert_eq!(percentile(&mut v, 99.0), Some(99.0));
-        assert_eq!(percentile(&mut [], 50.0), None);
+        assert_eq!(percentiles(&mut v, [50.0]), Some([50.0]));
+        assert_eq!(percentiles(&mut v, [99.0]), Some([99.0]));
+        assert_eq!(percentiles(&mut [], [50.0]), None);
         assert_eq!(otsu(&[1.0, 1.0, 1.0]), None);
     }
 }
