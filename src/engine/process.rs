@@ -429,22 +429,21 @@ impl Steps<'_> {
         let mut current = image;
         let mut field = None;
         if config.runs(Stage::BiasCorrection) {
-            let (corrected, estimated) = self.step(Stage::BiasCorrection.name(), |_| {
+            field = Some(self.step(Stage::BiasCorrection.name(), |_| {
                 let out = bias_correction::correct(
-                    &current,
+                    &mut current,
                     working_mask,
                     grid,
                     &settings.bias_correction,
                 );
-                Ok(((out.corrected, out.field), out.facts))
-            })?;
-            current = corrected;
-            field = Some(estimated);
+                Ok((out.field, out.facts))
+            })?);
         }
         if config.runs(Stage::Normalization) {
-            current = self.step(Stage::Normalization.name(), |_| {
-                let out = normalization::normalize(&current, working_mask, &settings.normalization);
-                Ok((out.normalized, out.facts))
+            self.step(Stage::Normalization.name(), |_| {
+                let out =
+                    normalization::normalize(&mut current, working_mask, &settings.normalization);
+                Ok(((), out.facts))
             })?;
         }
         if let Some(mask) = &brain {

@@ -139,9 +139,9 @@ pub fn draw(item: &QcItem) -> Result<(), QcError> {
 
 /// Grey levels: the 1st to 99.5th percentile of the non-zero voxels.
 fn display_window(values: &[f32]) -> (f32, f32) {
-    let mut nonzero: Vec<f32> = values.iter().copied().filter(|v| *v != 0.0).collect();
+    let nonzero = |i: usize| values[i] != 0.0;
     let [lo, hi] =
-        crate::stages::threshold::percentiles(&mut nonzero, [1.0, 99.5]).unwrap_or([0.0, 1.0]);
+        crate::stages::threshold::percentiles(values, nonzero, [1.0, 99.5]).unwrap_or([0.0, 1.0]);
     (lo, if hi > lo { hi } else { lo + 1.0 })
 }
 

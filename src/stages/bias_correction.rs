@@ -58,11 +58,9 @@ pub const SAMPLES_PER_CONTROL_POINT: usize = 4;
 /// Fewest samples for any field at all (one coarsest lattice has 64 control points).
 const MIN_SAMPLES: usize = 10 * 64;
 
-/// The corrected image and the field that was divided out.
+/// The field that was divided out of the image.
 #[derive(Debug)]
 pub struct Output {
-    /// `image / field`, x-fastest.
-    pub corrected: Vec<f32>,
     /// The multiplicative field (geometric mean 1 over the mask samples).
     pub field: Vec<f32>,
     /// Facts: `field_min`, `field_max` (inside the mask), `iterations` (all levels),
@@ -71,13 +69,14 @@ pub struct Output {
     pub facts: Facts,
 }
 
-/// Estimate and remove a smooth multiplicative field from `image` using voxels in `mask`.
-/// With too few usable samples to fit the field, the image is returned unchanged (field 1).
-pub fn correct(image: &[f32], mask: &[u8], grid: &Grid, params: &Params) -> Output {
+/// Estimate a smooth multiplicative field from the voxels of `image` in `mask` and divide it
+/// out of `image`, in place. With too few usable samples to fit the field, the image is left
+/// unchanged (field 1).
+pub fn correct(image: &mut [f32], mask: &[u8], grid: &Grid, params: &Params) -> Output {
     let samples = Samples::of(image, mask, grid, params.shrink_to_mm);
     let fit = fit(&samples, grid, params);
     let field = field_on_grid(&fit, grid, params.max_gain);
-    let corrected: Vec<f32> = image.par_iter().zip(&field).map(|(&v, &f)| v / f).collect();
+    image.par_iter_mut().zip(&field).for_each(|(v, &f)| *v /= f);
     let (lo, hi) = field
         .iter()
         .zip(mask)
@@ -91,7 +90,6 @@ pub fn correct(image: &[f32], mask: &[u8], grid: &Grid, params: &Params) -> Outp
         .last()
         .map_or(0, |l| l.shape().control_points());
     Output {
-        corrected,
         field,
         facts: vec![
             ("field_min", Fact::Float(lo as f64)),

@@ -7,27 +7,24 @@ use rayon::prelude::*;
 /// anisotropic voxels get per-axis kernels). Axes where sigma is under 0.3 voxels are left
 /// alone; a kernel is never wider than its axis (a blur wider than the image only spreads the
 /// replicated border further), so the work stays bounded by the image's extents.
+///
+/// One volume-sized buffer: a copy of `src`, smoothed in place axis by axis, each pass
+/// keeping only the original lines, planes or kernel-wide ring of planes it still reads.
 pub fn gaussian(src: &[f32], grid: &Grid, sigma_mm: f32) -> Vec<f32> {
-    // The first pass reads `src` itself; later ones alternate between two buffers.
-    let mut current: Option<Vec<f32>> = None;
-    let mut spare = None;
+    let mut out = src.to_vec();
     for axis in 0..3 {
         let sigma = sigma_mm / grid.spacing[axis];
         if sigma.is_nan() || sigma < 0.3 || grid.dims[axis] < 2 {
             continue;
         }
         let kernel = kernel(sigma, grid.dims[axis]);
-        let mut out = spare.take().unwrap_or_else(|| vec![0f32; src.len()]);
-        convolve_axis(
-            current.as_deref().unwrap_or(src),
-            &mut out,
-            grid,
-            axis,
-            &kernel,
-        );
-        spare = current.replace(out);
+        match axis {
+            0 => smooth_x(&mut out, grid, &kernel),
+            1 => smooth_y(&mut out, grid, &kernel),
+            _ => smooth_z(&mut out, grid, &kernel),
+        }
     }
-    current.unwrap_or_else(|| src.to_vec())
+    out
 }
 
 /// Normalised Gaussian weights, `±3σ` but at most `±extent`.
@@ -46,26 +43,61 @@ fn clamped(i: usize, k: usize, radius: usize, n: usize) -> usize {
     (i + k).saturating_sub(radius).min(n - 1)
 }
 
-fn convolve_axis(src: &[f32], dst: &mut [f32], grid: &Grid, axis: usize, kernel: &[f32]) {
+/// Along x, line by line, each line read from a copy of itself.
+fn smooth_x(data: &mut [f32], grid: &Grid, kernel: &[f32]) {
+    let nx = grid.dims[0];
+    data.par_chunks_mut(nx)
+        .for_each_init(Vec::new, |line: &mut Vec<f32>, out| {
+            line.clear();
+            line.extend_from_slice(out);
+            convolve_line(out, line, kernel);
+        });
+}
+
+/// Along y, plane by plane, each plane read from a copy of itself.
+fn smooth_y(data: &mut [f32], grid: &Grid, kernel: &[f32]) {
+    let [nx, ny, _] = grid.dims;
+    data.par_chunks_mut(nx * ny)
+        .for_each_init(Vec::new, |slab: &mut Vec<f32>, out| {
+            slab.clear();
+            slab.extend_from_slice(out);
+            for (y, row) in out.chunks_mut(nx).enumerate() {
+                weighted_rows(row, slab, nx, ny, y, kernel);
+            }
+        });
+}
+
+/// Along z, plane after plane (each plane's rows in parallel). Output plane `z` reads the
+/// original planes `z - r ..= z + r`: those past `z` are still in place, the others are
+/// kept in a ring of `r + 1` planes, copied just before they are overwritten.
+fn smooth_z(data: &mut [f32], grid: &Grid, kernel: &[f32]) {
     let [nx, ny, nz] = grid.dims;
     let plane = nx * ny;
-    match axis {
-        0 => dst
-            .par_chunks_mut(nx)
-            .zip(src.par_chunks(nx))
-            .for_each(|(out, line)| convolve_line(out, line, kernel)),
-        1 => dst
-            .par_chunks_mut(plane)
-            .zip(src.par_chunks(plane))
-            .for_each(|(out, slab)| {
-                for (y, row) in out.chunks_mut(nx).enumerate() {
-                    weighted_rows(row, slab, nx, ny, y, kernel);
+    let radius = kernel.len() / 2;
+    let slots = radius + 1;
+    let mut ring = vec![0f32; slots * plane];
+    for z in 0..nz {
+        let (done, ahead) = data.split_at_mut((z + 1) * plane);
+        let out = &mut done[z * plane..];
+        ring[(z % slots) * plane..][..plane].copy_from_slice(out);
+        let ring = &ring;
+        let source = |k: usize| {
+            let p = clamped(z, k, radius, nz);
+            if p <= z {
+                &ring[(p % slots) * plane..][..plane]
+            } else {
+                &ahead[(p - z - 1) * plane..][..plane]
+            }
+        };
+        out.par_chunks_mut(nx).enumerate().for_each(|(y, row)| {
+            row.fill(0.0);
+            for (k, &w) in kernel.iter().enumerate() {
+                let from = &source(k)[y * nx..(y + 1) * nx];
+                for (o, &v) in row.iter_mut().zip(from) {
+                    *o += w * v;
                 }
-            }),
-        _ => dst
-            .par_chunks_mut(plane)
-            .enumerate()
-            .for_each(|(z, out)| weighted_rows(out, src, plane, nz, z, kernel)),
+            }
+        });
     }
 }
 
@@ -136,6 +168,47 @@ mod tests {
                     .sum();
                 assert_eq!(o, expected, "length {n}, x {x}");
             }
+        }
+    }
+
+    /// The in-place passes against plain out-of-place ones that read every neighbour from a
+    /// copy: same sums in the same order, so the same values, on grids whose kernels reach
+    /// past every border.
+    #[test]
+    fn in_place_passes_match_out_of_place_ones() {
+        for (dims, spacing, sigma) in [
+            ([9, 7, 5], [1.0, 1.5, 3.0], 2.0),
+            ([4, 3, 11], [0.5, 0.5, 0.7], 1.0),
+            ([6, 5, 2], [1.0, 1.0, 1.0], 5.0),
+        ] {
+            let grid = Grid::new(dims, spacing);
+            let src: Vec<f32> = (0..grid.len())
+                .map(|i| ((i * 7919) % 101) as f32 / 10.0 - 3.0)
+                .collect();
+            let mut expected = src.clone();
+            for axis in 0..3 {
+                let sigma = sigma / spacing[axis];
+                if sigma < 0.3 || dims[axis] < 2 {
+                    continue;
+                }
+                let kernel = kernel(sigma, dims[axis]);
+                let r = kernel.len() / 2;
+                let before = expected.clone();
+                for z in 0..dims[2] {
+                    for y in 0..dims[1] {
+                        for x in 0..dims[0] {
+                            let mut at = [x, y, z];
+                            let mut sum = 0f32;
+                            for (k, w) in kernel.iter().enumerate() {
+                                at[axis] = clamped([x, y, z][axis], k, r, dims[axis]);
+                                sum += w * before[grid.index(at[0], at[1], at[2])];
+                            }
+                            expected[grid.index(x, y, z)] = sum;
+                        }
+                    }
+                }
+            }
+            assert_eq!(gaussian(&src, &grid, sigma), expected, "{dims:?}");
         }
     }
 

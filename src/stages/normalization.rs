@@ -26,60 +26,58 @@ impl Default for Params {
     }
 }
 
-/// The rescaled image.
+/// What the rescaling found.
 #[derive(Debug)]
 pub struct Output {
-    /// White matter at 1.0, x-fastest.
-    pub normalized: Vec<f32>,
     /// Facts: `wm_peak` (the input intensity mapped to 1.0).
     pub facts: Facts,
 }
 
-/// Rescale `image` so the white-matter peak inside `mask` becomes 1.0.
-pub fn normalize(image: &[f32], mask: &[u8], params: &Params) -> Output {
-    // Sized for the whole image (untouched pages cost nothing) rather than grown by copies.
-    let mut inside = Vec::with_capacity(image.len());
-    inside.extend(
-        image
-            .iter()
-            .zip(mask)
-            .filter(|(v, m)| **m != 0 && v.is_finite())
-            .map(|(&v, _)| v),
-    );
-    let peak = white_matter_peak(inside, params).filter(|p| *p > 0.0);
+/// Rescale `image` in place so the white-matter peak inside `mask` becomes 1.0.
+pub fn normalize(image: &mut [f32], mask: &[u8], params: &Params) -> Output {
+    let peak = white_matter_peak(image, mask, params).filter(|p| *p > 0.0);
     let scale = peak.map_or(0.0, |p| 1.0 / p);
-    let normalized = image
-        .par_iter()
-        .zip(mask)
-        .map(|(&v, &m)| {
-            if m != 0 && v.is_finite() {
-                (v * scale).max(0.0)
-            } else {
-                0.0
-            }
-        })
-        .collect();
+    image.par_iter_mut().zip(mask).for_each(|(v, &m)| {
+        *v = if m != 0 && v.is_finite() {
+            (*v * scale).max(0.0)
+        } else {
+            0.0
+        }
+    });
     Output {
-        normalized,
         facts: vec![("wm_peak", Fact::Float(peak.unwrap_or(0.0) as f64))],
     }
 }
 
 /// The centre of the highest-intensity major mode: the maximum of the smoothed histogram
 /// among values above the median (white matter is the brightest large class in T1w).
-fn white_matter_peak(mut values: Vec<f32>, params: &Params) -> Option<f32> {
-    let [lo, median, hi] = threshold::percentiles(&mut values, [0.5, 50.0, 99.5])?;
+fn white_matter_peak(image: &[f32], mask: &[u8], params: &Params) -> Option<f32> {
+    let inside = |i: usize| mask[i] != 0;
+    let [lo, median, hi] = threshold::percentiles(image, inside, [0.5, 50.0, 99.5])?;
     if hi <= lo {
         return Some(hi);
     }
     let bins = params.bins.max(8);
     let width = (hi - lo) / bins as f32;
-    let mut hist = vec![0f64; bins];
-    for &v in &values {
-        if (lo..=hi).contains(&v) {
-            hist[(((v - lo) / width) as usize).min(bins - 1)] += 1.0;
-        }
-    }
+    let hist = image
+        .par_iter()
+        .zip(mask)
+        .fold(
+            || vec![0f64; bins],
+            |mut hist, (&v, &m)| {
+                if m != 0 && (lo..=hi).contains(&v) {
+                    hist[(((v - lo) / width) as usize).min(bins - 1)] += 1.0;
+                }
+                hist
+            },
+        )
+        .reduce(
+            || vec![0f64; bins],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                a
+            },
+        );
     let sigma = params.smoothing_bins.max(0.5);
     let radius = (3.0 * sigma).ceil() as isize;
     let smoothed: Vec<f64> = (0..bins as isize)
@@ -120,15 +118,9 @@ mod tests {
                 })
                 .collect();
             image[0] = 1e6;
-            let out = normalize(&image, &vec![1u8; image.len()], &Params::default());
-            let mut wm: Vec<f32> = out
-                .normalized
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| i % 10 >= 6)
-                .map(|(_, v)| *v)
-                .collect();
-            let [median] = threshold::percentiles(&mut wm, [50.0]).unwrap();
+            let mask = vec![1u8; image.len()];
+            normalize(&mut image, &mask, &Params::default());
+            let [median] = threshold::percentiles(&image, |i| i % 10 >= 6, [50.0]).unwrap();
             assert!(
                 (median - 1.0).abs() < 0.02,
                 "gain {gain}: WM median {median}"
