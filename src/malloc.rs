@@ -15,14 +15,20 @@
 //! with 2 threads its CPU time was level with glibc's (within run-to-run noise) at 40–60 %
 //! more peak RSS.
 
-/// Fixes glibc's mmap threshold at its default (128 KiB), unless the user set
+/// glibc's mmap threshold as fixed here: from this size up, blocks get their own `mmap` (and
+/// are kept for reuse by [`HugePageAlloc`]). Below glibc's default of 128 KiB so that even
+/// small volumes' buffers (a 24×28×24 image is 64 KiB) stay out of the heap arenas, which then
+/// hold only records: on 10 000 such subjects peak RSS fell from 175 to 95 MB.
+const MMAP_FROM: usize = 32 << 10;
+
+/// Fixes glibc's mmap threshold at [`MMAP_FROM`], unless the user set
 /// `MALLOC_MMAP_THRESHOLD_` themselves. Call first thing in `main`. A no-op elsewhere.
 pub fn keep_large_buffers_on_mmap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
         // SAFETY: mallopt only sets an allocator parameter; called before other threads exist.
         unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_FROM as libc::c_int);
         }
     }
 }
@@ -54,8 +60,8 @@ pub struct HugePageAlloc;
 /// Blocks from this size up are advised; smaller ones would gain at most a page or two.
 const HUGE_FROM: usize = 4 << 20;
 
-/// Freed blocks from this size up are kept for reuse.
-const RECYCLE_FROM: usize = 128 << 10;
+/// Freed blocks from this size up, those glibc maps one by one, are kept for reuse.
+const RECYCLE_FROM: usize = MMAP_FROM;
 
 /// At most this many bytes of freed blocks are kept: a few volumes' worth, so a batch's
 /// memory still follows the files in flight.
