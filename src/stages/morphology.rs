@@ -83,10 +83,7 @@ fn bounding_box(mask: &[u8], grid: &Grid, margin: [usize; 3]) -> Option<([usize;
         .filter_map(|(z, slab)| {
             let mut b: Option<([usize; 3], [usize; 3])> = None;
             for (y, line) in slab.chunks(nx).enumerate() {
-                let (Some(first), Some(last)) = (
-                    line.iter().position(|&m| m != 0),
-                    line.iter().rposition(|&m| m != 0),
-                ) else {
+                let Some((first, last)) = nonzero_span(line) else {
                     continue;
                 };
                 let (lo, hi) = b.get_or_insert(([first, y, z], [last, y, z]));
@@ -106,6 +103,20 @@ fn bounding_box(mask: &[u8], grid: &Grid, margin: [usize; 3]) -> Option<([usize;
         std::array::from_fn(|a| lo[a].saturating_sub(margin[a])),
         std::array::from_fn(|a| (hi[a] + 1 + margin[a]).min(grid.dims[a])),
     ))
+}
+
+/// The first and last index of a non-zero byte of `line`. Bytes are tested a block at a time
+/// (an OR over the block, which vectorises) before the block found is searched.
+fn nonzero_span(line: &[u8]) -> Option<(usize, usize)> {
+    const BLOCK: usize = 32;
+    let any = |block: &[u8]| block.iter().fold(0, |a, &b| a | b) != 0;
+    let first_block = line.chunks(BLOCK).position(any)? * BLOCK;
+    let first = first_block + line[first_block..].iter().position(|&m| m != 0)?;
+    let last_block = line.rchunks(BLOCK).position(any)?;
+    let start = line.len().saturating_sub((last_block + 1) * BLOCK);
+    let end = line.len() - last_block * BLOCK;
+    let last = start + line[start..end].iter().rposition(|&m| m != 0)?;
+    Some((first, last))
 }
 
 /// The largest 6-connected component of `mask` (all zeros if the mask is empty).
@@ -174,6 +185,27 @@ fn fill_holes_of(mask: &[u8], grid: &Grid) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nonzero_spans_match_a_plain_search() {
+        for len in [0, 1, 5, 31, 32, 33, 64, 100, 197] {
+            for (a, b) in [
+                (0, 0),
+                (0, len),
+                (3, 4),
+                (31, 33),
+                (len / 2, len),
+                (1, len / 3),
+            ] {
+                let line: Vec<u8> = (0..len).map(|i| u8::from(i == a || i + 1 == b)).collect();
+                let expected = line
+                    .iter()
+                    .position(|&m| m != 0)
+                    .zip(line.iter().rposition(|&m| m != 0));
+                assert_eq!(nonzero_span(&line), expected, "length {len}, ({a}, {b})");
+            }
+        }
+    }
 
     fn ball(grid: &Grid, c: [f32; 3], r: f32) -> Vec<u8> {
         let mut m = vec![0u8; grid.len()];
