@@ -71,13 +71,7 @@ fn white_matter_peak(image: &[f32], mask: &[u8], params: &Params) -> Option<f32>
                 hist
             },
         )
-        .reduce(
-            || vec![0f64; bins],
-            |mut a, b| {
-                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-                a
-            },
-        );
+        .reduce(|| vec![0f64; bins], threshold::summed);
     let sigma = params.smoothing_bins.max(0.5);
     let radius = (3.0 * sigma).ceil() as isize;
     let smoothed: Vec<f64> = (0..bins as isize)

@@ -19,7 +19,7 @@ pub fn otsu(values: &[f32]) -> Option<f32> {
     let hist = values
         .par_chunks(CHUNK)
         .fold(
-            || [0u64; BINS],
+            || vec![0u64; BINS],
             |mut hist, chunk| {
                 for &v in chunk.iter().filter(|v| v.is_finite()) {
                     let b = (((v - lo) / width) as isize).clamp(0, BINS as isize - 1) as usize;
@@ -28,7 +28,7 @@ pub fn otsu(values: &[f32]) -> Option<f32> {
                 hist
             },
         )
-        .reduce(|| [0u64; BINS], add);
+        .reduce(|| vec![0u64; BINS], summed);
     let total: u64 = hist.iter().sum();
     let sum_all: f64 = hist
         .iter()
@@ -55,7 +55,8 @@ pub fn otsu(values: &[f32]) -> Option<f32> {
     Some(lo + (best as f32 + 1.0) * width)
 }
 
-fn add<const N: usize>(mut a: [u64; N], b: [u64; N]) -> [u64; N] {
+/// Two histograms of the same bins, counted over different parts of a volume, added.
+pub(crate) fn summed<T: std::ops::AddAssign>(mut a: Vec<T>, b: Vec<T>) -> Vec<T> {
     a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
     a
 }
@@ -110,10 +111,7 @@ pub fn percentiles<const N: usize>(
                 counts
             },
         )
-        .reduce_with(|mut a, b| {
-            a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-            a
-        })?;
+        .reduce_with(summed)?;
     let n: u64 = counts.iter().sum();
     if n == 0 {
         return None;
