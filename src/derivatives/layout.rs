@@ -17,30 +17,64 @@ const BRAIN_MASK: &str = "_desc-brain_mask.nii.gz";
 const BRAIN_QC: &str = "_desc-brain_qc.png";
 
 /// Where the outputs for one input go.
-#[derive(Debug, Clone, serde::Serialize)]
+///
+/// A run keeps one per input for its whole length, so it holds the folder once and the file
+/// names' stems, and builds each path when asked (10 000 inputs would otherwise hold 50 000
+/// full paths, each repeating the folder).
+#[derive(Debug, Clone)]
 pub struct OutputPaths {
     /// Directory holding them (`sub-X/[ses-Y/]anat`).
     pub dir: PathBuf,
-    /// `..._desc-preproc_<suffix>.nii.gz`.
-    pub preproc: PathBuf,
-    /// Its JSON sidecar; written last, so its presence marks the input as done.
-    pub preproc_sidecar: PathBuf,
-    /// `..._desc-brain_mask.nii.gz` and sidecar, when skull stripping runs.
-    pub mask: Option<(PathBuf, PathBuf)>,
-    /// `..._desc-biasfield_<suffix>.nii.gz` and sidecar, with `--save-intermediates`.
-    pub bias_field: Option<(PathBuf, PathBuf)>,
+    /// `..._desc-preproc_<suffix>`.
+    preproc: Box<str>,
+    /// `..._desc-brain_mask`, when skull stripping runs.
+    mask: Option<Box<str>>,
+    /// `..._desc-biasfield_<suffix>`, with `--save-intermediates`.
+    bias_field: Option<Box<str>>,
 }
 
 impl OutputPaths {
+    /// `..._desc-preproc_<suffix>.nii.gz`.
+    pub fn preproc(&self) -> PathBuf {
+        self.image(&self.preproc)
+    }
+
+    /// The preproc image's JSON sidecar; written last, so its presence marks the input as done.
+    pub fn preproc_sidecar(&self) -> PathBuf {
+        self.sidecar(&self.preproc)
+    }
+
+    /// `..._desc-brain_mask.nii.gz` and its sidecar, when skull stripping runs.
+    pub fn mask(&self) -> Option<(PathBuf, PathBuf)> {
+        self.mask.as_deref().map(|stem| self.pair(stem))
+    }
+
+    /// `..._desc-biasfield_<suffix>.nii.gz` and its sidecar, with `--save-intermediates`.
+    pub fn bias_field(&self) -> Option<(PathBuf, PathBuf)> {
+        self.bias_field.as_deref().map(|stem| self.pair(stem))
+    }
+
     /// Every image and sidecar path, images first.
-    pub fn all(&self) -> Vec<&Path> {
-        let mut paths = vec![self.preproc.as_path()];
-        for (image, sidecar) in self.mask.iter().chain(&self.bias_field) {
+    pub fn all(&self) -> Vec<PathBuf> {
+        let mut paths = vec![self.preproc()];
+        for (image, sidecar) in self.mask().into_iter().chain(self.bias_field()) {
             paths.push(image);
             paths.push(sidecar);
         }
-        paths.push(&self.preproc_sidecar);
+        paths.push(self.preproc_sidecar());
         paths
+    }
+
+    fn image(&self, stem: &str) -> PathBuf {
+        self.dir.join(format!("{stem}.nii.gz"))
+    }
+
+    fn sidecar(&self, stem: &str) -> PathBuf {
+        self.dir.join(format!("{stem}.json"))
+    }
+
+    fn pair(&self, stem: &str) -> (PathBuf, PathBuf) {
+        (self.image(stem), self.sidecar(stem))
     }
 }
 
@@ -52,24 +86,16 @@ pub fn output_paths(
     with_mask: bool,
     with_bias_field: bool,
 ) -> OutputPaths {
-    let dir = out_root.join(input.relative.parent().unwrap_or(Path::new("")));
-    let preproc = input.name.with_entity("desc", "preproc");
-    let brain = input.name.with_entity("desc", "brain");
-    let field = input.name.with_entity("desc", "biasfield");
-    let suffix = &input.name.suffix;
-    let pair = |name: &crate::bids::BidsName, suffix: &str| {
-        (
-            dir.join(name.with_suffix(suffix, ".nii.gz").to_string()),
-            dir.join(name.with_suffix(suffix, ".json").to_string()),
-        )
+    let stem = |desc: &str, suffix: &str| -> Box<str> {
+        let name = input.name.with_entity("desc", desc).with_suffix(suffix, "");
+        name.to_string().into_boxed_str()
     };
-    let (preproc, preproc_sidecar) = pair(&preproc, suffix);
+    let suffix = &input.name.suffix;
     OutputPaths {
-        preproc,
-        preproc_sidecar,
-        mask: with_mask.then(|| pair(&brain, "mask")),
-        bias_field: with_bias_field.then(|| pair(&field, suffix)),
-        dir,
+        dir: out_root.join(input.relative.parent().unwrap_or(Path::new(""))),
+        preproc: stem("preproc", suffix),
+        mask: with_mask.then(|| stem("brain", "mask")),
+        bias_field: with_bias_field.then(|| stem("biasfield", suffix)),
     }
 }
 
@@ -150,14 +176,14 @@ mod tests {
         };
         let p = output_paths(Path::new("/out"), &input, true, true);
         assert_eq!(
-            p.preproc,
+            p.preproc(),
             Path::new("/out/sub-01/ses-a/anat/sub-01_ses-a_run-1_desc-preproc_T1w.nii.gz")
         );
         assert_eq!(
-            p.preproc_sidecar,
+            p.preproc_sidecar(),
             Path::new("/out/sub-01/ses-a/anat/sub-01_ses-a_run-1_desc-preproc_T1w.json")
         );
-        let (mask, sidecar) = p.mask.unwrap();
+        let (mask, sidecar) = p.mask().unwrap();
         assert_eq!(
             mask,
             Path::new("/out/sub-01/ses-a/anat/sub-01_ses-a_run-1_desc-brain_mask.nii.gz")
@@ -172,7 +198,7 @@ mod tests {
             qc_picture(Path::new("/out"), &mask),
             Path::new("/out/qc/sub-01_ses-a_run-1_desc-brain_qc.png")
         );
-        let (field, _) = p.bias_field.unwrap();
+        let (field, _) = p.bias_field().unwrap();
         assert_eq!(
             field,
             Path::new("/out/sub-01/ses-a/anat/sub-01_ses-a_run-1_desc-biasfield_T1w.nii.gz")

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 /// Bytes at the start of a file that are hashed (the header and then some).
@@ -48,6 +49,7 @@ pub fn fingerprint(path: &Path) -> std::io::Result<Fingerprint> {
 pub struct Provenance {
     /// Fingerprint of the input when it was processed.
     pub input_fingerprint: Fingerprint,
-    /// Digest of the version, stages and parameters of the run that wrote the outputs.
-    pub settings_digest: String,
+    /// Digest of the version, stages and parameters of the run that wrote the outputs (one
+    /// string for all of a run's inputs).
+    pub settings_digest: Arc<str>,
 }

@@ -146,7 +146,7 @@ impl<'a> PreprocSidecar<'a> {
                 parameters: settings,
                 facts,
                 input_fingerprint: provenance.map(|p| &p.input_fingerprint),
-                settings_digest: provenance.map(|p| p.settings_digest.as_str()),
+                settings_digest: provenance.map(|p| &*p.settings_digest),
             },
         }
     }

@@ -9,14 +9,15 @@ use crate::stages::Stage;
 use crate::volume;
 use rayon::prelude::*;
 use std::path::Path;
+use std::sync::Arc;
 
 /// One input file to process.
 #[derive(Debug, Clone)]
 pub struct FileJob {
     /// The input.
     pub input: Input,
-    /// Where its outputs go.
-    pub outputs: OutputPaths,
+    /// Where its outputs go (shared with the file's record once written).
+    pub outputs: Arc<OutputPaths>,
     /// Provenance to record (None if the file could not even be fingerprinted).
     pub provenance: Option<Provenance>,
     /// Outputs exist and match: skip unless `--overwrite`.
@@ -55,7 +56,7 @@ impl SubjectJob {
 
 /// Plan every discovered input (headers are inspected in parallel; nothing is written).
 pub fn plan(discovery: &Discovery, out_root: &Path, config: &RunConfig) -> Vec<SubjectJob> {
-    let digest = settings_digest(&config.stages, &config.settings);
+    let digest: Arc<str> = settings_digest(&config.stages, &config.settings).into();
     let with_mask = config.runs(Stage::SkullStrip);
     let with_field = config.save_intermediates && config.runs(Stage::BiasCorrection);
     let participants = if config.participant_columns.is_empty() {
@@ -141,18 +142,18 @@ fn plan_file(
     header: Option<HeaderFacts>,
     outputs: OutputPaths,
     bids_root: &Path,
-    digest: &str,
+    digest: &Arc<str>,
 ) -> FileJob {
     let provenance = fingerprint(&input.path).ok().map(|fp| Provenance {
         input_fingerprint: fp,
-        settings_digest: digest.to_string(),
+        settings_digest: Arc::clone(digest),
     });
     let complete = provenance
         .as_ref()
         .is_some_and(|p| is_complete(&outputs, p));
     FileJob {
         input: input.clone(),
-        outputs,
+        outputs: Arc::new(outputs),
         provenance,
         complete,
         estimated_bytes: header.map_or(0, |h| h.estimated_bytes),

@@ -8,7 +8,7 @@
 use super::RunConfig;
 use super::cancel::CancelToken;
 use super::plan::{FileJob, SubjectJob};
-use super::report::{FileRecord, FileStatus, StepRecord, SubjectRecord};
+use super::report::{FileRecord, FileStatus, Outputs, StepRecord, SubjectRecord};
 use super::scheduler::panic_message;
 use crate::derivatives::sidecar::{
     self, BiasFieldSidecar, MaskSidecar, PreprocSidecar, StepFacts, source_uri,
@@ -26,6 +26,7 @@ use opentelemetry::KeyValue;
 use opentelemetry::trace::{SpanContext, Status};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -246,7 +247,7 @@ impl Processor<'_> {
             status: FileStatus::Ok,
             duration_ms: 0.0,
             steps: Vec::new(),
-            outputs: Vec::new(),
+            outputs: Outputs::None,
             error: None,
         };
         if job.complete && !self.config.overwrite {
@@ -273,6 +274,8 @@ impl Processor<'_> {
                 }
             }
             record.steps = steps.records;
+            // Kept until the report is written: no spare capacity per input.
+            record.steps.shrink_to_fit();
             if record.status != FileStatus::Ok {
                 remove_outputs(job, &self.config.output_dir);
             }
@@ -341,7 +344,7 @@ struct Steps<'a> {
 
 impl Steps<'_> {
     /// Load, process and write `job`; the output paths on success.
-    fn run(&mut self, job: &FileJob) -> Result<Vec<PathBuf>, FileError> {
+    fn run(&mut self, job: &FileJob) -> Result<Outputs, FileError> {
         let path = &job.input.path;
         let budget = self.processor.memory_budget;
         let (volume, info) = self.step(names::LOAD_FILE, |span| {
@@ -389,7 +392,7 @@ impl Steps<'_> {
             let bytes = write_outputs(job, config, &header, &grid, processed, facts)?;
             span.set_attribute(names::IO_BYTES_WRITTEN, bytes as i64);
             Ok((
-                job.outputs.all().iter().map(|p| p.to_path_buf()).collect(),
+                Outputs::Planned(Arc::clone(&job.outputs)),
                 vec![("bytes_written", Fact::Int(bytes as i64))],
             ))
         })
@@ -590,16 +593,17 @@ fn write_outputs(
     std::fs::create_dir_all(&paths.dir).map_err(io(&paths.dir))?;
     let level = config.compression_level;
     let header = volume::derived_header(input_header);
-    let mut bytes = volume::write_image(&paths.preproc, &header, &to_array(grid, preproc), level)?;
+    let mut bytes =
+        volume::write_image(&paths.preproc(), &header, &to_array(grid, preproc), level)?;
     let source = source_uri(&job.input);
-    if let (Some(mask), Some((mask_path, mask_sidecar))) = (brain, &paths.mask) {
-        bytes += volume::write_image(mask_path, &header, &to_array(grid, mask), level)?;
-        sidecar::write(mask_sidecar, &MaskSidecar::brain(&source)).map_err(io(mask_sidecar))?;
+    if let (Some(mask), Some((mask_path, mask_sidecar))) = (brain, paths.mask()) {
+        bytes += volume::write_image(&mask_path, &header, &to_array(grid, mask), level)?;
+        sidecar::write(&mask_sidecar, &MaskSidecar::brain(&source)).map_err(io(&mask_sidecar))?;
     }
-    if let (Some(field), Some((field_path, field_sidecar))) = (field, &paths.bias_field) {
-        bytes += volume::write_image(field_path, &header, &to_array(grid, field), level)?;
-        sidecar::write(field_sidecar, &BiasFieldSidecar::new(&source))
-            .map_err(io(field_sidecar))?;
+    if let (Some(field), Some((field_path, field_sidecar))) = (field, paths.bias_field()) {
+        bytes += volume::write_image(&field_path, &header, &to_array(grid, field), level)?;
+        sidecar::write(&field_sidecar, &BiasFieldSidecar::new(&source))
+            .map_err(io(&field_sidecar))?;
     }
     let preproc_sidecar = PreprocSidecar::new(
         &source,
@@ -608,7 +612,8 @@ fn write_outputs(
         facts,
         job.provenance.as_ref(),
     );
-    sidecar::write(&paths.preproc_sidecar, &preproc_sidecar).map_err(io(&paths.preproc_sidecar))?;
+    let preproc_sidecar_path = paths.preproc_sidecar();
+    sidecar::write(&preproc_sidecar_path, &preproc_sidecar).map_err(io(&preproc_sidecar_path))?;
     Ok(bytes)
 }
 

@@ -1,11 +1,13 @@
 //! What a run did, per input: the JSON run report and the human summary.
 
 use super::plan::SubjectJob;
+use crate::derivatives::OutputPaths;
 use crate::stages::{Fact, StageSettings};
 use crate::telemetry::Delivery;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// How one input ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,9 +75,47 @@ pub struct FileRecord {
     /// Steps in the order they ran.
     pub steps: Vec<StepRecord>,
     /// Outputs written (absolute paths).
-    pub outputs: Vec<PathBuf>,
+    pub outputs: Outputs,
     /// The error, naming the file and the reason, when `status` is `failed`.
     pub error: Option<String>,
+}
+
+/// The outputs a [`FileRecord`] lists, a JSON array of absolute paths.
+///
+/// A run's records share the paths its plan already holds rather than copying them: 10 000
+/// records would otherwise keep some 40 000 more paths until the report is written.
+#[derive(Debug, Clone, Default)]
+pub enum Outputs {
+    /// Nothing written.
+    #[default]
+    None,
+    /// Everything the plan named, written by this run.
+    Planned(Arc<OutputPaths>),
+    /// As read back from a report.
+    Listed(Vec<PathBuf>),
+}
+
+impl Outputs {
+    /// The paths, images first.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        match self {
+            Outputs::None => Vec::new(),
+            Outputs::Planned(paths) => paths.all(),
+            Outputs::Listed(paths) => paths.clone(),
+        }
+    }
+}
+
+impl Serialize for Outputs {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.paths())
+    }
+}
+
+impl<'de> Deserialize<'de> for Outputs {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::<PathBuf>::deserialize(deserializer).map(Outputs::Listed)
+    }
 }
 
 /// The record of one subject.
@@ -200,7 +240,7 @@ impl SubjectRecord {
                     status,
                     duration_ms: 0.0,
                     steps: Vec::new(),
-                    outputs: Vec::new(),
+                    outputs: Outputs::None,
                     error: error.clone(),
                 })
                 .collect(),

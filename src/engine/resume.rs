@@ -17,5 +17,5 @@ pub fn settings_digest(stages: &[Stage], settings: &StageSettings) -> String {
 /// Whether the outputs in `paths` are complete and were made from this input and settings.
 pub fn is_complete(paths: &OutputPaths, expected: &Provenance) -> bool {
     paths.all().iter().all(|p| p.is_file())
-        && read_provenance(&paths.preproc_sidecar).is_some_and(|found| found == *expected)
+        && read_provenance(&paths.preproc_sidecar()).is_some_and(|found| found == *expected)
 }
