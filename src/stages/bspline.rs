@@ -134,11 +134,12 @@ impl Basis {
                 .iter()
                 .map(|axis| axis.iter().map(|v| v * v).sum::<f64>())
                 .product();
+            // w² · (w · z / Σw²) = w³ · z / Σw², and the tensor weight's cube is the product
+            // of the axes' cubes: cubed once per axis, with z / Σw² folded into z's.
+            let mut cubes = w.map(|axis| axis.map(|v| v * v * v));
             let ratio = z / norm;
-            // w² · (w · z / Σw²) = w³ · z / Σw²
-            for_each_support(&self.shape, base, w, |idx, wt| {
-                delta[idx] += wt * wt * wt * ratio
-            });
+            cubes[2].iter_mut().for_each(|c| *c *= ratio);
+            for_each_support(&self.shape, base, &cubes, |idx, wt| delta[idx] += wt);
         }
         let coefficients = delta
             .iter()
@@ -309,6 +310,52 @@ mod tests {
         let pointwise = Basis::new(shape, &points).evaluate(&lattice);
         for (v, p) in out.iter().zip(pointwise) {
             assert!((*v as f64 - p).abs() < 1e-6, "{v} vs {p}");
+        }
+    }
+
+    #[test]
+    fn the_approximation_is_the_w_squared_weighted_average_of_the_proposals() {
+        // Written out as Lee, Wolberg & Shin state it, point by point and control point by
+        // control point, against the factored loop.
+        let shape = Shape::new([3, 2, 4], [20.0, 12.0, 30.0]);
+        let points: Vec<[f64; 3]> = (0..500)
+            .map(|i| {
+                let f = |m: usize, s: f64| ((i * m) % 89) as f64 / 88.0 * s;
+                [f(11, 20.0), f(17, 12.0), f(31, 30.0)]
+            })
+            .collect();
+        let values: Vec<f64> = (0..points.len())
+            .map(|i| ((i * 37) % 23) as f64 / 7.0 - 1.5)
+            .collect();
+        let basis = Basis::new(shape, &points);
+        let mut num = vec![0f64; shape.control_points()];
+        let mut den = vec![0f64; shape.control_points()];
+        for (p, &z) in points.iter().zip(&values) {
+            let located: Vec<(usize, [f64; 4])> = (0..3).map(|a| shape.locate(a, p[a])).collect();
+            let mut support = Vec::new();
+            for c in 0..4 {
+                for b in 0..4 {
+                    for a in 0..4 {
+                        let w = located[0].1[a] * located[1].1[b] * located[2].1[c];
+                        let idx = shape.index(located[0].0 + a, located[1].0 + b, located[2].0 + c);
+                        support.push((idx, w));
+                    }
+                }
+            }
+            let sum_w2: f64 = support.iter().map(|(_, w)| w * w).sum();
+            for (idx, w) in support {
+                let proposal = w * z / sum_w2;
+                num[idx] += w * w * proposal;
+                den[idx] += w * w;
+            }
+        }
+        let lattice = basis.approximate(&values);
+        for ((got, n), d) in lattice.coefficients.iter().zip(&num).zip(&den) {
+            let want = if *d > 0.0 { n / d } else { 0.0 };
+            assert!(
+                (got - want).abs() <= 1e-12 * want.abs().max(1.0),
+                "{got} vs {want}"
+            );
         }
     }
 
