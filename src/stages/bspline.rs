@@ -105,7 +105,13 @@ impl Basis {
             let (j, wy) = shape.locate(1, p[1]);
             let (k, wz) = shape.locate(2, p[2]);
             let base = shape.index(i, j, k);
-            for_each_support(&shape, base, &[wx, wy, wz], |idx, w| omega[idx] += w * w);
+            for (r, start) in support_rows(&shape, base).into_iter().enumerate() {
+                let wzy = wz[r / 4] * wy[r % 4];
+                for (o, x) in row_of_four(&mut omega, start).iter_mut().zip(&wx) {
+                    let w = wzy * x;
+                    *o += w * w;
+                }
+            }
             first.push(base);
             all.push([wx, wy, wz]);
         }
@@ -139,7 +145,12 @@ impl Basis {
             let mut cubes = w.map(|axis| axis.map(|v| v * v * v));
             let ratio = z / norm;
             cubes[2].iter_mut().for_each(|c| *c *= ratio);
-            for_each_support(&self.shape, base, &cubes, |idx, wt| delta[idx] += wt);
+            for (r, start) in support_rows(&self.shape, base).into_iter().enumerate() {
+                let wzy = cubes[2][r / 4] * cubes[1][r % 4];
+                for (d, wx) in row_of_four(&mut delta, start).iter_mut().zip(&cubes[0]) {
+                    *d += wzy * wx;
+                }
+            }
         }
         let coefficients = delta
             .iter()
@@ -160,29 +171,34 @@ impl Basis {
             .zip(&self.weights)
             .map(|(&base, w)| {
                 let mut sum = 0.0;
-                for_each_support(&self.shape, base, w, |idx, wt| {
-                    sum += wt * lattice.coefficients[idx]
-                });
+                for (r, start) in support_rows(&self.shape, base).into_iter().enumerate() {
+                    let wzy = w[2][r / 4] * w[1][r % 4];
+                    let row = &lattice.coefficients[start..start + 4];
+                    for (c, wx) in row.iter().zip(&w[0]) {
+                        sum += wzy * wx * c;
+                    }
+                }
                 sum
             })
             .collect()
     }
 }
 
-/// Calls `f(control point index, tensor weight)` for the 64 control points of a point whose
-/// first control point is `base`.
+/// The 64 control points of a point whose first control point is `base` lie in 16 rows of
+/// four consecutive ones: the flat index of each row's first, row `4c + b` at `(y + b, z + c)`.
+/// A row at a time, the loops over a point's support check bounds once per row and vectorise.
 #[inline]
-fn for_each_support(shape: &Shape, base: usize, w: &[[f64; 4]; 3], mut f: impl FnMut(usize, f64)) {
+fn support_rows(shape: &Shape, base: usize) -> [usize; 16] {
     let [px, py, _] = shape.points_per_axis();
-    for (c, wz) in w[2].iter().enumerate() {
-        for (b, wy) in w[1].iter().enumerate() {
-            let row = base + px * (b + py * c);
-            let wzy = wz * wy;
-            for (a, wx) in w[0].iter().enumerate() {
-                f(row + a, wzy * wx);
-            }
-        }
-    }
+    std::array::from_fn(|r| base + px * (r % 4 + py * (r / 4)))
+}
+
+/// The four control points of the row starting at `start`.
+#[inline]
+fn row_of_four(values: &mut [f64], start: usize) -> &mut [f64; 4] {
+    (&mut values[start..start + 4])
+        .try_into()
+        .expect("a range of four is four long")
 }
 
 /// Control-point coefficients of a cubic B-spline field.
