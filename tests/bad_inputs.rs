@@ -242,3 +242,52 @@ fn fatal_conditions_have_distinct_exit_codes() {
         assert!(help.contains(code), "--help documents exit code {code}");
     }
 }
+
+/// A valid volume too big for the memory the process may use fails alone, as out of memory
+/// (not as a bad header), and the other subject finishes. The limit is the shell's
+/// `ulimit -v` on address space; the big file is sparse, so it costs no disk.
+#[test]
+fn a_volume_bigger_than_the_memory_left_fails_alone_as_out_of_memory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bids = tmp.path().join("bids");
+    let out = tmp.path().join("out");
+    synth(&bids, &["--subjects", "1", "--shape", "40,48,40"]);
+    let big = bids.join("sub-big/anat/sub-big_T1w.nii");
+    std::fs::create_dir_all(big.parent().unwrap()).unwrap();
+    // 1000 × 1000 × 250 float32: 1 GB of voxels, more than the 700 MB the run may map.
+    let header = RawNifti::new(&[1000, 1000, 250], 16, 32).bytes(&[]);
+    let file = std::fs::File::create(&big).unwrap();
+    std::io::Write::write_all(&mut &file, &header).unwrap();
+    file.set_len(header.len() as u64 + 1_000_000_000).unwrap();
+
+    let output = std::process::Command::new("sh")
+        .args(["-c", "ulimit -v 700000 && exec \"$0\" \"$@\""])
+        .arg(assert_cmd::cargo::cargo_bin("neuro-batch"))
+        .arg("run")
+        .arg(&bids)
+        .arg(&out)
+        .args(["participant", "--threads", "1"])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("sub-big_T1w.nii: not enough memory: cannot allocate 1000000000 bytes"),
+        "{stderr}"
+    );
+    let report = latest_report(&out);
+    let failed: Vec<&serde_json::Value> = report["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["files"].as_array().unwrap())
+        .filter(|f| f["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{report}");
+    assert_eq!(report["counts"]["ok"], 1, "{report}");
+    assert!(
+        !out.join("sub-big").exists(),
+        "no output of the failed file"
+    );
+}

@@ -57,6 +57,14 @@ pub enum VolumeError {
         /// The inconsistency.
         reason: String,
     },
+    /// The voxels the header describes do not fit in the memory left to the process.
+    #[error("{path}: not enough memory: cannot allocate {bytes} bytes for its voxels")]
+    OutOfMemory {
+        /// The file.
+        path: PathBuf,
+        /// The size of the buffer refused.
+        bytes: u64,
+    },
     /// The file ends before the voxel data the header promises.
     #[error("{path}: truncated: {reason}")]
     Truncated {
@@ -92,6 +100,7 @@ impl VolumeError {
             VolumeError::NotNifti { .. } => "NotNifti",
             VolumeError::Unsupported { .. } => "UnsupportedNifti",
             VolumeError::InvalidHeader { .. } => "InvalidHeader",
+            VolumeError::OutOfMemory { .. } => "OutOfMemory",
             VolumeError::Truncated { .. } => "TruncatedFile",
             VolumeError::NoSignal { .. } => "NoSignal",
             VolumeError::Write { .. } => "WriteError",

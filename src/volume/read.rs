@@ -37,9 +37,9 @@ pub fn read_volume(path: &Path) -> Result<(Volume, HeaderInfo), VolumeError> {
     let voxels = info.voxels() as usize;
     let words = voxels * info.bytes_per_voxel.max(4) / 4;
     let mut buffer: Vec<f32> =
-        bytemuck::allocation::try_zeroed_vec(words).map_err(|()| VolumeError::InvalidHeader {
+        bytemuck::allocation::try_zeroed_vec(words).map_err(|()| VolumeError::OutOfMemory {
             path: path.to_path_buf(),
-            reason: format!("cannot allocate {} bytes for its voxels", words * 4),
+            bytes: words as u64 * 4,
         })?;
     let raw = &mut bytemuck::cast_slice_mut::<f32, u8>(&mut buffer)[..info.data_bytes as usize];
     let filled = read_up_to(&mut stream, raw).map_err(|e| gzip_or_io(path, e))?;
