@@ -4,11 +4,11 @@
 //! flagged and no computing stage is, and identical code flags no computing stage.
 //!
 //! With the release binary (what the CI recipe runs), `sync` before each run, identical code
-//! passed outright in 20 of 20 such rounds (README). This test runs the debug binary, whose own code is built at
-//! opt-level 1 and its gzip and NIfTI dependencies at 3: there the two steps that are mostly
-//! dependency code and kernel I/O (`load_file`, `write_output`) move against the stages under
-//! load by up to ×2 and were flagged on identical code in 3 of 11 runs, so for them it asserts
-//! only the gzip-9 catch.
+//! passed outright in 20 of 20 such rounds (README). This test runs the debug binary, whose
+//! own code is built at opt-level 1 and its gzip and NIfTI dependencies at 3: there the two
+//! steps that are mostly dependency code and kernel I/O (`load_file`, `write_output`) move
+//! against the stages under load by up to ×2 and were flagged on identical code in 3 of 11
+//! runs, so for them it asserts only the gzip-9 catch.
 
 mod common;
 

@@ -95,20 +95,14 @@ pub enum Outputs {
     Listed(Vec<PathBuf>),
 }
 
-impl Outputs {
-    /// The paths, images first.
-    pub fn paths(&self) -> Vec<PathBuf> {
-        match self {
-            Outputs::None => Vec::new(),
-            Outputs::Planned(paths) => paths.all(),
-            Outputs::Listed(paths) => paths.clone(),
-        }
-    }
-}
-
 impl Serialize for Outputs {
+    /// The paths, images first.
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.paths())
+        match self {
+            Outputs::None => serializer.collect_seq(std::iter::empty::<PathBuf>()),
+            Outputs::Planned(paths) => serializer.collect_seq(paths.all()),
+            Outputs::Listed(paths) => serializer.collect_seq(paths),
+        }
     }
 }
 

@@ -105,13 +105,12 @@ impl Basis {
             let (j, wy) = shape.locate(1, p[1]);
             let (k, wz) = shape.locate(2, p[2]);
             let base = shape.index(i, j, k);
-            for (r, start) in support_rows(&shape, base).into_iter().enumerate() {
-                let wzy = wz[r / 4] * wy[r % 4];
+            for_each_row(&shape, base, &wy, &wz, |start, wzy| {
                 for (o, x) in row_of_four(&mut omega, start).iter_mut().zip(&wx) {
                     let w = wzy * x;
                     *o += w * w;
                 }
-            }
+            });
             first.push(base);
             all.push([wx, wy, wz]);
         }
@@ -145,12 +144,11 @@ impl Basis {
             let mut cubes = w.map(|axis| axis.map(|v| v * v * v));
             let ratio = z / norm;
             cubes[2].iter_mut().for_each(|c| *c *= ratio);
-            for (r, start) in support_rows(&self.shape, base).into_iter().enumerate() {
-                let wzy = cubes[2][r / 4] * cubes[1][r % 4];
+            for_each_row(&self.shape, base, &cubes[1], &cubes[2], |start, wzy| {
                 for (d, wx) in row_of_four(&mut delta, start).iter_mut().zip(&cubes[0]) {
                     *d += wzy * wx;
                 }
-            }
+            });
         }
         let coefficients = delta
             .iter()
@@ -171,13 +169,12 @@ impl Basis {
             .zip(&self.weights)
             .map(|(&base, w)| {
                 let mut sum = 0.0;
-                for (r, start) in support_rows(&self.shape, base).into_iter().enumerate() {
-                    let wzy = w[2][r / 4] * w[1][r % 4];
+                for_each_row(&self.shape, base, &w[1], &w[2], |start, wzy| {
                     let row = &lattice.coefficients[start..start + 4];
                     for (c, wx) in row.iter().zip(&w[0]) {
                         sum += wzy * wx * c;
                     }
-                }
+                });
                 sum
             })
             .collect()
@@ -185,12 +182,23 @@ impl Basis {
 }
 
 /// The 64 control points of a point whose first control point is `base` lie in 16 rows of
-/// four consecutive ones: the flat index of each row's first, row `4c + b` at `(y + b, z + c)`.
-/// A row at a time, the loops over a point's support check bounds once per row and vectorise.
+/// four consecutive ones along x: calls `f(flat index of the row's first, wz · wy)` for each,
+/// z-major. A row at a time, the loops over a point's support check bounds once per row and
+/// vectorise.
 #[inline]
-fn support_rows(shape: &Shape, base: usize) -> [usize; 16] {
+fn for_each_row(
+    shape: &Shape,
+    base: usize,
+    wy: &[f64; 4],
+    wz: &[f64; 4],
+    mut f: impl FnMut(usize, f64),
+) {
     let [px, py, _] = shape.points_per_axis();
-    std::array::from_fn(|r| base + px * (r % 4 + py * (r / 4)))
+    for (c, z) in wz.iter().enumerate() {
+        for (b, y) in wy.iter().enumerate() {
+            f(base + px * (b + py * c), z * y);
+        }
+    }
 }
 
 /// The four control points of the row starting at `start`.
