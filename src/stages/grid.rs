@@ -38,8 +38,9 @@ impl Grid {
         self.spacing.iter().map(|&s| s as f64).product()
     }
 
-    /// Calls `f(index, neighbour)` for each 6-connected neighbour of `index`.
-    #[inline]
+    /// Calls `f(neighbour)` for each 6-connected neighbour of `index` (tests' reference
+    /// searches; the stages fill whole runs instead).
+    #[cfg(test)]
     pub fn for_each_neighbour(&self, index: usize, mut f: impl FnMut(usize)) {
         let [nx, ny, nz] = self.dims;
         let x = index % nx;
@@ -68,7 +69,7 @@ impl Grid {
     }
 
     /// Whether `index` lies on a face of the grid.
-    #[inline]
+    #[cfg(test)]
     pub fn on_border(&self, index: usize) -> bool {
         let [nx, ny, nz] = self.dims;
         let x = index % nx;

@@ -4,7 +4,6 @@
 use super::distance::{Of, within_radius};
 use super::grid::Grid;
 use rayon::prelude::*;
-use std::collections::VecDeque;
 
 /// Keep the voxels of `mask` farther than `radius_mm` from any background voxel.
 pub fn erode(mask: &[u8], grid: &Grid, radius_mm: f32) -> Vec<u8> {
@@ -125,35 +124,24 @@ pub fn largest_component(mask: &[u8], grid: &Grid) -> Vec<u8> {
 }
 
 fn largest_component_of(mask: &[u8], grid: &Grid) -> Vec<u8> {
-    let mut label = vec![0u32; mask.len()];
-    let mut queue = VecDeque::new();
-    let mut best = (0u32, 0usize);
-    let mut next = 0u32;
+    let foreground = |j: usize| mask[j] != 0;
+    let mut stack = Vec::new();
+    let mut seen = vec![0u8; mask.len()];
+    // The first component, in index order, of the largest size.
+    let mut best = (0usize, 0usize);
     for start in 0..mask.len() {
-        if mask[start] == 0 || label[start] != 0 {
-            continue;
-        }
-        next += 1;
-        label[start] = next;
-        queue.push_back(start);
-        let mut size = 0usize;
-        while let Some(i) = queue.pop_front() {
-            size += 1;
-            grid.for_each_neighbour(i, |j| {
-                if mask[j] != 0 && label[j] == 0 {
-                    label[j] = next;
-                    queue.push_back(j);
-                }
-            });
-        }
-        if size > best.1 {
-            best = (next, size);
+        if foreground(start) && seen[start] == 0 {
+            let size = flood(grid, start, foreground, &mut seen, &mut stack);
+            if size > best.1 {
+                best = (start, size);
+            }
         }
     }
-    label
-        .par_iter()
-        .map(|&l| u8::from(l != 0 && l == best.0))
-        .collect()
+    let mut out = vec![0u8; mask.len()];
+    if best.1 > 0 {
+        flood(grid, best.0, foreground, &mut out, &mut stack);
+    }
+    out
 }
 
 /// Fill every background region of `mask` that does not touch the border of the grid.
@@ -164,22 +152,83 @@ pub fn fill_holes(mask: &[u8], grid: &Grid) -> Vec<u8> {
 }
 
 fn fill_holes_of(mask: &[u8], grid: &Grid) -> Vec<u8> {
-    let mut outside = vec![false; mask.len()];
-    let mut queue: VecDeque<usize> = (0..mask.len())
-        .filter(|&i| mask[i] == 0 && grid.on_border(i))
-        .collect();
-    for &i in &queue {
-        outside[i] = true;
-    }
-    while let Some(i) = queue.pop_front() {
-        grid.for_each_neighbour(i, |j| {
-            if mask[j] == 0 && !outside[j] {
-                outside[j] = true;
-                queue.push_back(j);
+    let background = |j: usize| mask[j] == 0;
+    let mut stack = Vec::new();
+    let mut outside = vec![0u8; mask.len()];
+    let [nx, ny, nz] = grid.dims;
+    for z in 0..nz {
+        for y in 0..ny {
+            let row = grid.index(0, y, z);
+            let face = z == 0 || z + 1 == nz || y == 0 || y + 1 == ny;
+            let xs: &mut dyn Iterator<Item = usize> = if face {
+                &mut (0..nx)
+            } else {
+                &mut [0, nx - 1].into_iter()
+            };
+            for i in xs.map(|x| row + x) {
+                if background(i) && outside[i] == 0 {
+                    flood(grid, i, background, &mut outside, &mut stack);
+                }
             }
-        });
+        }
     }
-    outside.par_iter().map(|&o| u8::from(!o)).collect()
+    outside.par_iter_mut().for_each(|o| *o = 1 - *o);
+    outside
+}
+
+/// Sets `filled` to 1 on every voxel 6-connected to `start` through voxels where `open`
+/// holds and `filled` is 0, and returns how many it set; `start` must be such a voxel.
+///
+/// A scanline fill: each voxel taken from the stack grows into the whole run of such voxels
+/// along x, and every run of them beside it (in the rows above and below, in y and in z)
+/// gets one voxel on the stack. Rows are read in memory order, and the stack holds runs
+/// rather than voxels.
+fn flood(
+    grid: &Grid,
+    start: usize,
+    open: impl Fn(usize) -> bool,
+    filled: &mut [u8],
+    stack: &mut Vec<usize>,
+) -> usize {
+    let [nx, ny, nz] = grid.dims;
+    let plane = nx * ny;
+    let fillable = |filled: &[u8], j: usize| filled[j] == 0 && open(j);
+    let mut count = 0;
+    stack.clear();
+    stack.push(start);
+    while let Some(i) = stack.pop() {
+        if !fillable(filled, i) {
+            continue;
+        }
+        let row = i - i % nx;
+        let (mut a, mut b) = (i, i);
+        while a > row && fillable(filled, a - 1) {
+            a -= 1;
+        }
+        while b + 1 < row + nx && fillable(filled, b + 1) {
+            b += 1;
+        }
+        filled[a..=b].fill(1);
+        count += b - a + 1;
+        let (y, z) = ((i / nx) % ny, i / plane);
+        let beside = [
+            (y > 0).then(|| a - nx),
+            (y + 1 < ny).then(|| a + nx),
+            (z > 0).then(|| a - plane),
+            (z + 1 < nz).then(|| a + plane),
+        ];
+        for from in beside.into_iter().flatten() {
+            let mut in_run = false;
+            for j in from..=from + (b - a) {
+                let fill = fillable(filled, j);
+                if fill && !in_run {
+                    stack.push(j);
+                }
+                in_run = fill;
+            }
+        }
+    }
+    count
 }
 
 #[cfg(test)]
@@ -281,6 +330,71 @@ mod tests {
         );
         assert_eq!(fill_holes(&m, &grid), fill_holes_of(&m, &grid));
         assert_eq!(fill_holes(&m, &grid)[grid.index(20, 18, 15)], 1);
+    }
+
+    /// Breadth-first labelling, voxel by voxel: the components of `mask` where `open`.
+    fn components(grid: &Grid, open: impl Fn(usize) -> bool) -> Vec<Vec<usize>> {
+        let mut seen = vec![false; grid.len()];
+        let mut found = Vec::new();
+        for start in 0..grid.len() {
+            if !open(start) || seen[start] {
+                continue;
+            }
+            seen[start] = true;
+            let mut queue = std::collections::VecDeque::from([start]);
+            let mut members = Vec::new();
+            while let Some(i) = queue.pop_front() {
+                members.push(i);
+                grid.for_each_neighbour(i, |j| {
+                    if open(j) && !seen[j] {
+                        seen[j] = true;
+                        queue.push_back(j);
+                    }
+                });
+            }
+            found.push(members);
+        }
+        found
+    }
+
+    #[test]
+    fn scanline_fills_match_a_breadth_first_search() {
+        for dims in [[17, 13, 11], [1, 9, 8], [12, 1, 7], [30, 20, 1]] {
+            let grid = Grid::new(dims, [1.0; 3]);
+            // Scattered voxels around and above the percolation threshold: many small
+            // components, one spanning, and holes of every shape.
+            for density in [20, 35, 55, 75] {
+                let mask: Vec<u8> = (0..grid.len())
+                    .map(|i| u8::from((i * 2_654_435_761) % 101 < density))
+                    .collect();
+                let mut expected = vec![0u8; grid.len()];
+                let foreground = components(&grid, |i| mask[i] != 0);
+                // The first of the largest, in index order of their first voxel.
+                let largest = foreground
+                    .iter()
+                    .rev()
+                    .max_by_key(|c| c.len())
+                    .map_or(&[][..], |c| c);
+                largest.iter().for_each(|&i| expected[i] = 1);
+                assert_eq!(
+                    largest_component_of(&mask, &grid),
+                    expected,
+                    "{dims:?} density {density}"
+                );
+
+                let mut expected = vec![1u8; grid.len()];
+                for c in components(&grid, |i| mask[i] == 0) {
+                    if c.iter().any(|&i| grid.on_border(i)) {
+                        c.iter().for_each(|&i| expected[i] = 0);
+                    }
+                }
+                assert_eq!(
+                    fill_holes_of(&mask, &grid),
+                    expected,
+                    "{dims:?} density {density}"
+                );
+            }
+        }
     }
 
     #[test]
