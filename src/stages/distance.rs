@@ -9,6 +9,7 @@
 //! its work (no lower envelope, no strided gathers).
 
 use super::grid::Grid;
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 /// Which voxels of a mask the distance is measured from.
@@ -30,83 +31,113 @@ pub enum Of {
 /// recompute the planes their windows share; a run is at least two windows long, so that is
 /// at most half again the x/y work (on a 1 mm head with 2 threads, under a tenth).
 pub fn within_radius(mask: &[u8], of: Of, grid: &Grid, radius_mm: f32) -> Vec<u8> {
-    let [nx, ny, nz] = grid.dims;
-    let plane = nx * ny;
+    let [_, ny, nz] = grid.dims;
     if mask.is_empty() {
         return Vec::new();
     }
-    let foreground = of == Of::Foreground;
-    let r2 = radius_mm * radius_mm;
-    let sx = grid.spacing[0];
-    let ky = window(grid.spacing[1], radius_mm, ny);
     let kz = window(grid.spacing[2], radius_mm, nz);
     let reach = kz.last().map_or(0, |&(k, _)| k as usize);
-    let ring_len = 2 * reach + 1;
-    let per_run = nz.div_ceil(rayon::current_num_threads()).max(2 * ring_len);
-
+    let pass = Pass {
+        mask,
+        grid,
+        foreground: of == Of::Foreground,
+        r2: radius_mm * radius_mm,
+        ky: window(grid.spacing[1], radius_mm, ny),
+        kz,
+        reach,
+    };
+    let plane = grid.dims[0] * ny;
+    let per_run = nz
+        .div_ceil(rayon::current_num_threads())
+        .max(2 * pass.ring_len());
     let mut out = vec![0u8; mask.len()];
     out.par_chunks_mut(plane * per_run)
         .enumerate()
-        .for_each(|(run, out)| {
-            let first = run * per_run;
-            let mut ring = vec![0f32; ring_len * plane];
-            let mut along_x = vec![0f32; plane];
-            let mut acc = vec![0f32; plane];
-            // The next plane to pass along x and y into the ring.
-            let mut next = first.saturating_sub(reach);
-            for (i, out) in out.chunks_mut(plane).enumerate() {
-                let z = first + i;
-                while next < (z + reach + 1).min(nz) {
-                    let m = &mask[next * plane..(next + 1) * plane];
-                    for (line, m) in along_x.chunks_mut(nx).zip(m.chunks(nx)) {
-                        nearest_along_line(line, m, foreground, sx);
-                    }
-                    let slot = &mut ring[(next % ring_len) * plane..][..plane];
-                    for (y, row) in slot.chunks_mut(nx).enumerate() {
-                        min_of_shifted(row, y, ny, &ky, |r| &along_x[r * nx..(r + 1) * nx]);
-                    }
-                    next += 1;
-                }
-                min_of_shifted(&mut acc, z, nz, &kz, |r| {
-                    &ring[(r % ring_len) * plane..][..plane]
-                });
-                for (o, &a) in out.iter_mut().zip(acc.iter()) {
-                    *o = u8::from(a <= r2);
-                }
-            }
-        });
+        .for_each(|(run, out)| planes(&pass, run * per_run, out));
     out
+}
+
+/// What every run of planes reads.
+struct Pass<'a> {
+    mask: &'a [u8],
+    grid: &'a Grid,
+    foreground: bool,
+    /// The squared radius.
+    r2: f32,
+    /// The y and z window offsets, from [`window`].
+    ky: Vec<(isize, f32)>,
+    kz: Vec<(isize, f32)>,
+    /// The largest z offset.
+    reach: usize,
+}
+
+impl Pass<'_> {
+    /// Planes in the ring: those one output plane's z window reads.
+    fn ring_len(&self) -> usize {
+        2 * self.reach + 1
+    }
+}
+
+/// Output planes `first..` (as many as `out` holds). Compiled twice, and the AVX2 build
+/// chosen where the CPU has it: the window minima take twice the lanes, and the same
+/// operations in the same order give the same values.
+#[multiversion(targets("x86_64+avx2"))]
+fn planes(pass: &Pass, first: usize, out: &mut [u8]) {
+    let [nx, ny, nz] = pass.grid.dims;
+    let plane = nx * ny;
+    let (reach, ring_len) = (pass.reach, pass.ring_len());
+    let mut ring = vec![0f32; ring_len * plane];
+    let mut along_x = vec![0f32; plane];
+    let mut acc = vec![0f32; plane];
+    // The next plane to pass along x and y into the ring.
+    let mut next = first.saturating_sub(reach);
+    for (i, out) in out.chunks_mut(plane).enumerate() {
+        let z = first + i;
+        while next < (z + reach + 1).min(nz) {
+            let m = &pass.mask[next * plane..(next + 1) * plane];
+            for (line, m) in along_x.chunks_mut(nx).zip(m.chunks(nx)) {
+                nearest_along_line(line, m, pass.foreground, pass.grid.spacing[0]);
+            }
+            let slot = &mut ring[(next % ring_len) * plane..][..plane];
+            for (y, row) in slot.chunks_mut(nx).enumerate() {
+                min_of_shifted(row, y, ny, &pass.ky, |r| &along_x[r * nx..(r + 1) * nx]);
+            }
+            next += 1;
+        }
+        min_of_shifted(&mut acc, z, nz, &pass.kz, |r| {
+            &ring[(r % ring_len) * plane..][..plane]
+        });
+        for (o, &a) in out.iter_mut().zip(acc.iter()) {
+            *o = u8::from(a <= pass.r2);
+        }
+    }
 }
 
 /// `line[p] <- (s·|p − q|)²` for the nearest `q` along the line where `mask[q]` is a feature
 /// (non-zero when `foreground`, zero otherwise); infinity without one.
+///
+/// Positions are carried as floats (exact below 2²⁴), a missing feature as an infinite
+/// position, so that each step is a select and not a branch: the boundaries of a mask are
+/// where branches would be mispredicted, and they are what the scans are for.
+#[inline]
 fn nearest_along_line(line: &mut [f32], mask: &[u8], foreground: bool, s: f32) {
     let is_feature = |m: u8| (m != 0) == foreground;
     // Forward: the nearest feature at or before p.
-    let mut last = None;
+    let mut last = f32::NEG_INFINITY;
     for (p, (v, &m)) in line.iter_mut().zip(mask).enumerate() {
-        *v = if is_feature(m) {
-            last = Some(p);
-            0.0
-        } else if let Some(q) = last {
-            let dx = (p - q) as f32 * s;
-            dx * dx
-        } else {
-            f32::INFINITY
-        };
+        let p = p as f32;
+        last = if is_feature(m) { p } else { last };
+        let dx = (p - last) * s;
+        *v = dx * dx;
     }
     // Backward: the nearest feature after p, where it is closer.
-    let mut next = None;
+    let mut next = f32::INFINITY;
     for (p, (v, &m)) in line.iter_mut().zip(mask).enumerate().rev() {
-        if is_feature(m) {
-            next = Some(p);
-        } else if let Some(q) = next {
-            let dx = (q - p) as f32 * s;
-            let d = dx * dx;
-            if d < *v {
-                *v = d;
-            }
-        }
+        let p = p as f32;
+        next = if is_feature(m) { p } else { next };
+        let dx = (next - p) * s;
+        let d = dx * dx;
+        *v = if d < *v { d } else { *v };
     }
 }
 
@@ -129,6 +160,7 @@ fn window(s: f32, radius_mm: f32, count: usize) -> Vec<(isize, f32)> {
 }
 
 /// `out = min_k row(j + k) + c_k` over the offsets `(k, c_k)` that stay inside `0..count`.
+#[inline]
 fn min_of_shifted<'a>(
     out: &mut [f32],
     j: usize,
