@@ -146,9 +146,11 @@ pub fn discover(dataset: &Dataset, filters: &Filters) -> Result<Discovery, Datas
             },
         };
         match selection.input(&dataset.root, &path) {
+            // Most subjects have one or two inputs: a first push would make room for four,
+            // some 500 bytes per subject left empty while the whole dataset is planned.
             Ok(Some(input)) => by_subject
                 .entry(input.subject.clone())
-                .or_default()
+                .or_insert_with(|| Vec::with_capacity(1))
                 .push(input),
             Ok(None) => {}
             Err(warning) => discovery.warnings.push(warning),
