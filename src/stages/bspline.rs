@@ -382,17 +382,23 @@ mod tests {
         }
     }
 
-    #[test]
-    fn evaluation_adds_each_points_terms_in_order() {
-        // Points are evaluated four at a time; each sum must still be the one a point alone
-        // gives, bit for bit. 203 points leave a group of three.
+    /// A lattice of 3×2×4 cells over 20×12×30 mm and `n` points scattered over it.
+    fn scattered(n: usize) -> (Shape, Vec<[f64; 3]>) {
         let shape = Shape::new([3, 2, 4], [20.0, 12.0, 30.0]);
-        let points: Vec<[f64; 3]> = (0..203)
+        let points = (0..n)
             .map(|i| {
                 let f = |m: usize, s: f64| ((i * m) % 89) as f64 / 88.0 * s;
                 [f(11, 20.0), f(17, 12.0), f(31, 30.0)]
             })
             .collect();
+        (shape, points)
+    }
+
+    #[test]
+    fn evaluation_adds_each_points_terms_in_order() {
+        // Points are evaluated four at a time; each sum must still be the one a point alone
+        // gives, bit for bit. 203 points leave a group of three.
+        let (shape, points) = scattered(203);
         let mut lattice = Lattice::zeros(shape);
         lattice
             .coefficients
@@ -423,13 +429,7 @@ mod tests {
     fn the_approximation_is_the_w_squared_weighted_average_of_the_proposals() {
         // Written out as Lee, Wolberg & Shin state it, point by point and control point by
         // control point, against the factored loop.
-        let shape = Shape::new([3, 2, 4], [20.0, 12.0, 30.0]);
-        let points: Vec<[f64; 3]> = (0..500)
-            .map(|i| {
-                let f = |m: usize, s: f64| ((i * m) % 89) as f64 / 88.0 * s;
-                [f(11, 20.0), f(17, 12.0), f(31, 30.0)]
-            })
-            .collect();
+        let (shape, points) = scattered(500);
         let values: Vec<f64> = (0..points.len())
             .map(|i| ((i * 37) % 23) as f64 / 7.0 - 1.5)
             .collect();
