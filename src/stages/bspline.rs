@@ -135,7 +135,7 @@ impl Basis {
     /// least-squares fit: approximating the residual again, and adding, converges on the data.
     pub fn approximate(&self, values: &[f64]) -> Lattice {
         let mut delta = vec![0f64; self.shape.control_points()];
-        propose(&self.shape, &self.first, &self.weights, values, &mut delta);
+        propose(self, values, &mut delta);
         let coefficients = delta
             .iter()
             .zip(&self.omega)
@@ -151,13 +151,7 @@ impl Basis {
     pub fn evaluate(&self, lattice: &Lattice) -> Vec<f64> {
         debug_assert_eq!(lattice.shape, self.shape);
         let mut out = vec![0f64; self.first.len()];
-        evaluate_at(
-            &self.shape,
-            &self.first,
-            &self.weights,
-            &lattice.coefficients,
-            &mut out,
-        );
+        evaluate_at(self, &lattice.coefficients, &mut out);
         out
     }
 }
@@ -167,14 +161,8 @@ impl Basis {
 /// has it: a row of four control points is one vector of f64, and the operations and their
 /// order are the same, so the same sums.
 #[multiversion(targets("x86_64+avx2"))]
-fn propose(
-    shape: &Shape,
-    first: &[usize],
-    weights: &[[[f64; 4]; 3]],
-    values: &[f64],
-    delta: &mut [f64],
-) {
-    for ((&base, w), &z) in first.iter().zip(weights).zip(values) {
+fn propose(basis: &Basis, values: &[f64], delta: &mut [f64]) {
+    for ((&base, w), &z) in basis.first.iter().zip(&basis.weights).zip(values) {
         let norm: f64 = w
             .iter()
             .map(|axis| axis.iter().map(|v| v * v).sum::<f64>())
@@ -184,7 +172,7 @@ fn propose(
         let mut cubes = w.map(|axis| axis.map(|v| v * v * v));
         let ratio = z / norm;
         cubes[2].iter_mut().for_each(|c| *c *= ratio);
-        for_each_row(shape, base, &cubes[1], &cubes[2], |start, wzy| {
+        for_each_row(&basis.shape, base, &cubes[1], &cubes[2], |start, wzy| {
             for (d, wx) in row_of_four(delta, start).iter_mut().zip(&cubes[0]) {
                 *d += wzy * wx;
             }
@@ -197,18 +185,13 @@ fn propose(
 /// points are taken four at a time and their chains interleaved; each point's terms are
 /// still added in the same order.
 #[multiversion(targets("x86_64+avx2"))]
-fn evaluate_at(
-    shape: &Shape,
-    first: &[usize],
-    weights: &[[[f64; 4]; 3]],
-    coefficients: &[f64],
-    out: &mut [f64],
-) {
+fn evaluate_at(basis: &Basis, coefficients: &[f64], out: &mut [f64]) {
     const LANES: usize = 4;
-    let [px, py, _] = shape.points_per_axis();
-    for ((bases, ws), sums) in first
+    let [px, py, _] = basis.shape.points_per_axis();
+    for ((bases, ws), sums) in basis
+        .first
         .chunks(LANES)
-        .zip(weights.chunks(LANES))
+        .zip(basis.weights.chunks(LANES))
         .zip(out.chunks_mut(LANES))
     {
         for c in 0..4 {
