@@ -54,7 +54,9 @@ pub fn release_free_memory() {
 /// unmap with its TLB flushes on free: a fifth of the CPU of a real head. On a block asked
 /// for as huge pages (`MADV_HUGEPAGE`, which kernels configured with
 /// `transparent_hugepage=madvise` honour) one fault maps 2 MiB; a block taken from
-/// [`Recycled`] costs no fault at all, and a `memset` where zeroes were asked for.
+/// [`Recycled`] costs no fault at all, and a `memset` where zeroes were asked for. A fresh
+/// block that will be used whole is mapped in one call rather than a fault per page
+/// ([`populate`]).
 pub struct HugePageAlloc;
 
 /// Blocks from this size up are advised; smaller ones would gain at most a page or two.
@@ -201,6 +203,9 @@ unsafe impl std::alloc::GlobalAlloc for HugePageAlloc {
         }
         let p = unsafe { std::alloc::System.alloc(layout) };
         advise(p, layout.size());
+        if layout.size() >= HUGE_FROM {
+            populate(p, layout.size());
+        }
         p
     }
 
@@ -212,6 +217,9 @@ unsafe impl std::alloc::GlobalAlloc for HugePageAlloc {
         }
         let p = unsafe { std::alloc::System.alloc_zeroed(layout) };
         advise(p, layout.size());
+        if layout.size() >= RECYCLE_FROM {
+            populate(p, layout.size());
+        }
         p
     }
 
@@ -232,6 +240,43 @@ unsafe impl std::alloc::GlobalAlloc for HugePageAlloc {
         advise(p, new_size);
         p
     }
+}
+
+/// Maps every whole page of a block just allocated, writable and zeroed, in one call
+/// (`MADV_POPULATE_WRITE`, Linux 5.14; on older kernels the call fails and pages come one
+/// fault at a time, as without it).
+///
+/// Without it a fresh block's pages are mapped on first touch, one fault each; and a page
+/// first *read* (a zeroed histogram's `+=`, a flood fill's "already filled?") is mapped to the
+/// kernel's shared zero page, so the write that follows faults again and must flush that
+/// mapping from the TLB of every CPU running the process: an inter-processor interrupt, which
+/// on a VM is an exit. On 8 real heads with 2 threads: 131 000 page faults and 16 600 TLB
+/// shootdowns per run without, 19 000 and 500 with it; CPU time 6.73 → 6.19 s and wall time
+/// 3.77 → 3.52 s (medians of 10 interleaved runs).
+///
+/// Only for blocks that will be used whole: zeroed ones (a `vec![0; n]` is all in use) and
+/// volume-sized ones; a smaller uninitialised block may be a reservation never filled.
+fn populate(p: *mut u8, size: usize) {
+    #[cfg(target_os = "linux")]
+    if !p.is_null() {
+        const PAGE: usize = 4096;
+        let start = (p as usize).next_multiple_of(PAGE);
+        let end = (p as usize + size) / PAGE * PAGE;
+        if end > start {
+            // SAFETY: [start, end) lies inside the block just allocated; populating maps its
+            // pages writable without changing their contents. Failure (an old kernel) leaves
+            // them to be faulted in on first touch.
+            unsafe {
+                libc::madvise(
+                    start as *mut libc::c_void,
+                    end - start,
+                    libc::MADV_POPULATE_WRITE,
+                );
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (p, size);
 }
 
 fn advise(p: *mut u8, size: usize) {
@@ -286,6 +331,53 @@ mod tests {
         assert_eq!(kept.take(7 * mb), Some(block(1)));
         assert_eq!((kept.len, kept.bytes), (0, 0));
         assert_eq!(kept.take(mb), None);
+    }
+
+    /// Whether each page of `[p, p + len)` is mapped, as `mincore` reports it.
+    #[cfg(target_os = "linux")]
+    fn resident_pages(p: *mut u8, len: usize) -> Vec<bool> {
+        let mut vec = vec![0u8; len / 4096];
+        // SAFETY: `p` is page-aligned and `[p, p + len)` lies inside one mapping.
+        let rc = unsafe { libc::mincore(p.cast(), len, vec.as_mut_ptr()) };
+        assert_eq!(rc, 0, "mincore: {}", std::io::Error::last_os_error());
+        vec.iter().map(|&b| b & 1 == 1).collect()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn zeroed_blocks_are_mapped_whole_and_zero() {
+        use std::alloc::{GlobalAlloc, Layout};
+        // Kernels before 5.14 refuse the advice; then nothing is populated and nothing to test.
+        let probe = vec![0u8; 2 * 4096];
+        let page = probe
+            .as_ptr()
+            .wrapping_add(probe.as_ptr().align_offset(4096));
+        // SAFETY: one page inside `probe`; populating does not change its contents.
+        let supported =
+            unsafe { libc::madvise(page as *mut _, 4096, libc::MADV_POPULATE_WRITE) } == 0;
+        if !supported {
+            eprintln!("SKIPPED: this kernel does not support MADV_POPULATE_WRITE");
+            return;
+        }
+        // Twice the recycling bound: never served from `Recycled`, always fresh from mmap.
+        let layout = Layout::from_size_align(2 * RECYCLE_BYTES, 16).unwrap();
+        // SAFETY: the layout is non-zero; the block is freed below with the same layout.
+        let p = unsafe { HugePageAlloc.alloc_zeroed(layout) };
+        assert!(!p.is_null());
+        let start = p.wrapping_add(p.align_offset(4096));
+        let whole = (layout.size() - (start as usize - p as usize)) / 4096 * 4096;
+        let resident = resident_pages(start, whole);
+        let missing = resident.iter().filter(|&&r| !r).count();
+        // SAFETY: `p` holds `layout.size()` initialised (zeroed) bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(p, layout.size()) };
+        assert!(bytes.iter().all(|&b| b == 0));
+        unsafe { HugePageAlloc.dealloc(p, layout) };
+        assert_eq!(
+            missing,
+            0,
+            "{missing} of {} pages not mapped",
+            resident.len()
+        );
     }
 
     #[test]
