@@ -44,19 +44,30 @@ pub struct Output {
 
 /// Compute a brain mask for `image`.
 pub fn strip(image: &[f32], grid: &Grid, params: &Params) -> Result<Output, StageError> {
-    let smoothed = filter::gaussian(image, grid, params.smoothing_mm);
-    let (head, t) = foreground(&smoothed)?;
-    let eroded = morphology::erode(&head, grid, params.opening_radius_mm);
-    let core = morphology::largest_component(&eroded, grid);
-    let grown = morphology::dilate(&core, grid, params.opening_radius_mm);
-    let within_head: Vec<u8> = grown.par_iter().zip(&head).map(|(&g, &h)| g & h).collect();
+    // Each intermediate is dropped as soon as the next step has read it, so that the step
+    // after that gets its block back from the allocator's recycled ones (`crate::malloc`)
+    // instead of fresh pages the kernel must zero.
+    let (head, t) = foreground(&filter::gaussian(image, grid, params.smoothing_mm))?;
+    let core = {
+        let eroded = morphology::erode(&head, grid, params.opening_radius_mm);
+        morphology::largest_component(&eroded, grid)
+    };
+    let mut within_head = morphology::dilate(&core, grid, params.opening_radius_mm);
+    drop(core);
+    within_head
+        .par_iter_mut()
+        .zip(&head)
+        .for_each(|(g, &h)| *g &= h);
+    drop(head);
     let with_margin = morphology::dilate(&within_head, grid, params.margin_mm);
-    let closed = morphology::erode(
-        &morphology::dilate(&with_margin, grid, params.closing_radius_mm),
-        grid,
-        params.closing_radius_mm,
-    );
+    drop(within_head);
+    let closed = {
+        let dilated = morphology::dilate(&with_margin, grid, params.closing_radius_mm);
+        drop(with_margin);
+        morphology::erode(&dilated, grid, params.closing_radius_mm)
+    };
     let mask = morphology::fill_holes(&closed, grid);
+    drop(closed);
 
     let voxels = mask.par_iter().filter(|&&m| m != 0).count();
     if voxels == 0 {
