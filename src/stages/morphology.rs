@@ -44,31 +44,45 @@ fn within_box(
     if lo == [0; 3] && hi == grid.dims {
         return op(mask, grid);
     }
-    let [nx, ny, _] = grid.dims;
     let sub = Grid::new(std::array::from_fn(|a| hi[a] - lo[a]), grid.spacing);
-    let [sx, sy, _] = sub.dims;
-    let mut cropped = vec![0u8; sub.len()];
-    cropped
-        .par_chunks_mut(sx * sy)
-        .enumerate()
-        .for_each(|(z, slab)| {
-            for (y, out) in slab.chunks_mut(sx).enumerate() {
-                let start = lo[0] + nx * (lo[1] + y + ny * (lo[2] + z));
-                out.copy_from_slice(&mask[start..start + sx]);
-            }
-        });
+    let cropped = crop(mask, grid, lo, &sub);
     let result = op(&cropped, &sub);
-    let mut out = vec![0u8; mask.len()];
-    out.par_chunks_mut(nx * ny)
-        .enumerate()
-        .filter(|(z, _)| (lo[2]..hi[2]).contains(z))
-        .for_each(|(z, slab)| {
-            for y in 0..sy {
-                let from = sx * (y + sy * (z - lo[2]));
-                let to = lo[0] + nx * (lo[1] + y);
-                slab[to..to + sx].copy_from_slice(&result[from..from + sx]);
-            }
-        });
+    drop(cropped);
+    paste(&result, &sub, lo, grid)
+}
+
+/// The voxels of `mask` in the box of `sub`'s size from `lo`. The rows are appended one by
+/// one: the box is written once, and never zeroed first.
+fn crop(mask: &[u8], grid: &Grid, lo: [usize; 3], sub: &Grid) -> Vec<u8> {
+    let [nx, ny, _] = grid.dims;
+    let [sx, sy, sz] = sub.dims;
+    let mut cropped = Vec::with_capacity(sub.len());
+    for z in lo[2]..lo[2] + sz {
+        for y in lo[1]..lo[1] + sy {
+            let start = lo[0] + nx * (y + ny * z);
+            cropped.extend_from_slice(&mask[start..start + sx]);
+        }
+    }
+    cropped
+}
+
+/// `boxed` (on `sub`) placed at `lo` on `grid`, zero elsewhere; each voxel is written once.
+fn paste(boxed: &[u8], sub: &Grid, lo: [usize; 3], grid: &Grid) -> Vec<u8> {
+    let [nx, ny, nz] = grid.dims;
+    let [sx, sy, sz] = sub.dims;
+    let mut out = Vec::with_capacity(grid.len());
+    let zeros = |out: &mut Vec<u8>, n: usize| out.resize(out.len() + n, 0);
+    zeros(&mut out, nx * ny * lo[2]);
+    for rows in boxed.chunks(sx * sy) {
+        zeros(&mut out, nx * lo[1]);
+        for row in rows.chunks(sx) {
+            zeros(&mut out, lo[0]);
+            out.extend_from_slice(row);
+            zeros(&mut out, nx - lo[0] - sx);
+        }
+        zeros(&mut out, nx * (ny - lo[1] - sy));
+    }
+    zeros(&mut out, nx * ny * (nz - lo[2] - sz));
     out
 }
 
