@@ -187,7 +187,6 @@ fn propose(basis: &Basis, values: &[f64], delta: &mut [f64]) {
 #[multiversion(targets("x86_64+avx2"))]
 fn evaluate_at(basis: &Basis, coefficients: &[f64], out: &mut [f64]) {
     const LANES: usize = 4;
-    let [px, py, _] = basis.shape.points_per_axis();
     for ((bases, ws), sums) in basis
         .first
         .chunks(LANES)
@@ -198,7 +197,7 @@ fn evaluate_at(basis: &Basis, coefficients: &[f64], out: &mut [f64]) {
             for b in 0..4 {
                 for ((&base, w), sum) in bases.iter().zip(ws).zip(sums.iter_mut()) {
                     let wzy = w[2][c] * w[1][b];
-                    let start = base + px * (b + py * c);
+                    let start = row_start(&basis.shape, base, b, c);
                     let row = &coefficients[start..start + 4];
                     for (k, wx) in row.iter().zip(&w[0]) {
                         *sum += wzy * wx * k;
@@ -221,12 +220,19 @@ fn for_each_row(
     wz: &[f64; 4],
     mut f: impl FnMut(usize, f64),
 ) {
-    let [px, py, _] = shape.points_per_axis();
     for (c, z) in wz.iter().enumerate() {
         for (b, y) in wy.iter().enumerate() {
-            f(base + px * (b + py * c), z * y);
+            f(row_start(shape, base, b, c), z * y);
         }
     }
+}
+
+/// The flat index of the first control point of row `b` (along y) of layer `c` (along z) of
+/// the support whose first control point is `base`.
+#[inline]
+fn row_start(shape: &Shape, base: usize, b: usize, c: usize) -> usize {
+    let [px, py, _] = shape.points_per_axis();
+    base + px * (b + py * c)
 }
 
 /// The four control points of the row starting at `start`.

@@ -173,13 +173,10 @@ fn fill_holes_of(mask: &[u8], grid: &Grid) -> Vec<u8> {
     for z in 0..nz {
         for y in 0..ny {
             let row = grid.index(0, y, z);
+            // A row on a face of the grid is border throughout; any other, at its two ends.
             let face = z == 0 || z + 1 == nz || y == 0 || y + 1 == ny;
-            let xs: &mut dyn Iterator<Item = usize> = if face {
-                &mut (0..nx)
-            } else {
-                &mut [0, nx - 1].into_iter()
-            };
-            for i in xs.map(|x| row + x) {
+            let step = if face { 1 } else { (nx - 1).max(1) };
+            for i in (0..nx).step_by(step).map(|x| row + x) {
                 if background(i) && outside[i] == 0 {
                     flood(grid, i, background, &mut outside, &mut stack);
                 }
