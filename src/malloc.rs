@@ -66,8 +66,11 @@ const HUGE_FROM: usize = 4 << 20;
 const RECYCLE_FROM: usize = MMAP_FROM;
 
 /// At most this many bytes of freed blocks are kept: a few volumes' worth, so a batch's
-/// memory still follows the files in flight.
-const RECYCLE_BYTES: usize = 64 << 20;
+/// memory still follows the files in flight. Enough for a head's `f32` volume (28 MB at
+/// 181×217×181) to outlast the masks freed after it: on 8 heads with 2 threads, the kernel's
+/// page zeroing fell from 8.6 % of the CPU samples at 64 MiB to 2.6 %, for 7 % more peak RSS
+/// (232 → 248 MB).
+const RECYCLE_BYTES: usize = 128 << 20;
 
 /// At most this many freed blocks are kept.
 const RECYCLE_SLOTS: usize = 32;
@@ -359,8 +362,8 @@ mod tests {
             eprintln!("SKIPPED: this kernel does not support MADV_POPULATE_WRITE");
             return;
         }
-        // Twice the recycling bound: never served from `Recycled`, always fresh from mmap.
-        let layout = Layout::from_size_align(2 * RECYCLE_BYTES, 16).unwrap();
+        // Over the recycling bound: never served from `Recycled`, always fresh from mmap.
+        let layout = Layout::from_size_align(RECYCLE_BYTES + 4096, 16).unwrap();
         // SAFETY: the layout is non-zero; the block is freed below with the same layout.
         let p = unsafe { HugePageAlloc.alloc_zeroed(layout) };
         assert!(!p.is_null());
