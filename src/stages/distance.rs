@@ -83,9 +83,9 @@ impl Pass<'_> {
     }
 }
 
-/// Output planes `first..` (as many as `out` holds), every byte of `out` written. Compiled twice, and the AVX2 build
-/// chosen where the CPU has it: the window minima take twice the lanes, and the same
-/// operations in the same order give the same values.
+/// Output planes `first..` (as many as `out` holds), every byte of `out` written. Compiled
+/// twice, and the AVX2 build chosen where the CPU has it: the window minima take twice the
+/// lanes, and the same operations in the same order give the same values.
 #[multiversion(targets("x86_64+avx2"))]
 fn planes(pass: &Pass, first: usize, out: &mut [MaybeUninit<u8>]) {
     let [nx, ny, nz] = pass.grid.dims;
