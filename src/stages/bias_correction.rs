@@ -109,6 +109,10 @@ pub fn correct(image: &mut [f32], mask: &[u8], grid: &Grid, params: &Params) -> 
 struct Samples {
     points: Vec<[f64; 3]>,
     log_values: Vec<f64>,
+    /// The lines of the grid of every step-th voxel, per axis, in mm.
+    axes: [Vec<f64>; 3],
+    /// Each point's flat index (x-fastest) in that grid.
+    on_axes: Vec<usize>,
 }
 
 impl Samples {
@@ -117,24 +121,33 @@ impl Samples {
             ((shrink_to_mm / grid.spacing[a]).round() as usize).clamp(1, grid.dims[a].max(1))
         });
         let spacing: [f64; 3] = std::array::from_fn(|a| grid.spacing[a] as f64);
-        let [nx, ny, nz] = grid.dims;
-        let (mut points, mut log_values) = (Vec::new(), Vec::new());
-        for z in (0..nz).step_by(step[2]) {
-            for y in (0..ny).step_by(step[1]) {
-                for x in (0..nx).step_by(step[0]) {
+        let axes: [Vec<f64>; 3] = std::array::from_fn(|a| {
+            (0..grid.dims[a])
+                .step_by(step[a])
+                .map(|v| v as f64 * spacing[a])
+                .collect()
+        });
+        let (mut points, mut log_values, mut on_axes) = (Vec::new(), Vec::new(), Vec::new());
+        let mut at = 0;
+        for (z, &zmm) in (0..grid.dims[2]).step_by(step[2]).zip(&axes[2]) {
+            for (y, &ymm) in (0..grid.dims[1]).step_by(step[1]).zip(&axes[1]) {
+                for (x, &xmm) in (0..grid.dims[0]).step_by(step[0]).zip(&axes[0]) {
                     let i = grid.index(x, y, z);
                     if mask[i] != 0 && image[i] > 0.0 {
-                        points.push([
-                            x as f64 * spacing[0],
-                            y as f64 * spacing[1],
-                            z as f64 * spacing[2],
-                        ]);
+                        points.push([xmm, ymm, zmm]);
                         log_values.push((image[i] as f64).ln());
+                        on_axes.push(at);
                     }
+                    at += 1;
                 }
             }
         }
-        Samples { points, log_values }
+        Samples {
+            points,
+            log_values,
+            axes,
+            on_axes,
+        }
     }
 }
 
@@ -150,7 +163,12 @@ struct Fit {
 /// field removed, approximate the residual with the level's B-spline and add it to the field,
 /// until the update no longer changes it.
 fn fit(samples: &Samples, grid: &Grid, params: &Params) -> Fit {
-    let Samples { points, log_values } = samples;
+    let Samples {
+        points,
+        log_values,
+        axes,
+        on_axes,
+    } = samples;
     let mut out = Fit {
         lattices: Vec::new(),
         mean: 0.0,
@@ -188,7 +206,10 @@ fn fit(samples: &Samples, grid: &Grid, params: &Params) -> Fit {
                 .map(|(c, s)| c - s)
                 .collect();
             let update = basis.approximate(&residual);
-            let at_points = basis.evaluate(&update);
+            let at_points: Vec<f64> = {
+                let on_grid = update.values_on(axes);
+                on_axes.iter().map(|&i| on_grid[i]).collect()
+            };
             lattice.add(&update);
             log_field
                 .iter_mut()

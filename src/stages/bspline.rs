@@ -4,8 +4,9 @@
 //!
 //! A [`Lattice`] of `spans + 3` control points per axis covers the volume's extent in mm;
 //! every point is influenced by the 4×4×4 control points around it. [`Basis`] holds, once per
-//! set of sample points, each point's cell and per-axis weights, so that fitting and
-//! evaluating at the samples, repeated every iteration, are plain loops.
+//! set of sample points, each point's cell and per-axis weights, so that fitting to the
+//! samples, repeated every iteration, is a plain loop; a lattice is evaluated on a regular grid
+//! (the samples' grid, or every voxel) separably, an axis at a time.
 
 use super::grid::Grid;
 use multiversion::multiversion;
@@ -147,12 +148,25 @@ impl Basis {
         }
     }
 
-    /// `lattice` (of this basis's shape) evaluated at every point.
+    /// `lattice` (of this basis's shape) evaluated at every point, one point at a time: the
+    /// tests' reference for [`Lattice::values_on`].
+    #[cfg(test)]
     pub fn evaluate(&self, lattice: &Lattice) -> Vec<f64> {
         debug_assert_eq!(lattice.shape, self.shape);
-        let mut out = vec![0f64; self.first.len()];
-        evaluate_at(self, &lattice.coefficients, &mut out);
-        out
+        self.first
+            .iter()
+            .zip(&self.weights)
+            .map(|(&base, [wx, wy, wz])| {
+                let mut sum = 0.0;
+                for_each_row(&self.shape, base, wy, wz, |start, wzy| {
+                    let row = &lattice.coefficients[start..start + 4];
+                    for (k, x) in row.iter().zip(wx) {
+                        sum += wzy * x * k;
+                    }
+                });
+                sum
+            })
+            .collect()
     }
 }
 
@@ -177,34 +191,6 @@ fn propose(basis: &Basis, values: &[f64], delta: &mut [f64]) {
                 *d += wzy * wx;
             }
         });
-    }
-}
-
-/// `out[p]` = the field of `coefficients` at point `p`: the sum over its 64 control points
-/// of weight times coefficient, row by row. Each sum is a chain of dependent additions, so
-/// points are taken four at a time and their chains interleaved; each point's terms are
-/// still added in the same order.
-#[multiversion(targets("x86_64+avx2"))]
-fn evaluate_at(basis: &Basis, coefficients: &[f64], out: &mut [f64]) {
-    const LANES: usize = 4;
-    for ((bases, ws), sums) in basis
-        .first
-        .chunks(LANES)
-        .zip(basis.weights.chunks(LANES))
-        .zip(out.chunks_mut(LANES))
-    {
-        for c in 0..4 {
-            for b in 0..4 {
-                for ((&base, w), sum) in bases.iter().zip(ws).zip(sums.iter_mut()) {
-                    let wzy = w[2][c] * w[1][b];
-                    let start = row_start(&basis.shape, base, b, c);
-                    let row = &coefficients[start..start + 4];
-                    for (k, wx) in row.iter().zip(&w[0]) {
-                        *sum += wzy * wx * k;
-                    }
-                }
-            }
-        }
     }
 }
 
@@ -282,6 +268,49 @@ impl Lattice {
                 .collect()
         })
     }
+
+    /// `plane <- Σ_c wz[c] · layer(k + c)`: the lattice contracted along z, `px · py` values.
+    fn contract_z(&self, (k, wz): (usize, [f64; 4]), plane: &mut Vec<f64>) {
+        let [px, py, _] = self.shape.points_per_axis();
+        plane.clear();
+        plane.resize(px * py, 0.0);
+        for (c, w) in wz.iter().enumerate() {
+            let layer = &self.coefficients[(k + c) * px * py..][..px * py];
+            plane.iter_mut().zip(layer).for_each(|(p, v)| *p += w * v);
+        }
+    }
+
+    /// `row <- Σ_b wy[b] · plane_line(j + b)`: a z-contracted plane contracted along y, `px`
+    /// values.
+    fn contract_y(&self, plane: &[f64], (j, wy): (usize, [f64; 4]), row: &mut Vec<f64>) {
+        let px = self.shape.points_per_axis()[0];
+        row.clear();
+        row.resize(px, 0.0);
+        for (b, w) in wy.iter().enumerate() {
+            let line = &plane[(j + b) * px..][..px];
+            row.iter_mut().zip(line).for_each(|(r, v)| *r += w * v);
+        }
+    }
+
+    /// This lattice at every point of the regular grid whose lines along each axis lie at
+    /// `axes` (mm), x-fastest. Separably: per z line the lattice is contracted along z, per
+    /// y line along y, and each point costs four multiply-adds, not the 64 of a point alone.
+    pub fn values_on(&self, axes: &[Vec<f64>; 3]) -> Vec<f64> {
+        let [tx, ty, tz]: [Vec<(usize, [f64; 4])>; 3] =
+            std::array::from_fn(|a| axes[a].iter().map(|&mm| self.shape.locate(a, mm)).collect());
+        let mut out = Vec::with_capacity(tx.len() * ty.len() * tz.len());
+        let (mut plane, mut row) = (Vec::new(), Vec::new());
+        for &z in &tz {
+            self.contract_z(z, &mut plane);
+            for &y in &ty {
+                self.contract_y(&plane, y, &mut row);
+                out.extend(tx.iter().map(|&(i, wx)| {
+                    wx[0] * row[i] + wx[1] * row[i + 1] + wx[2] * row[i + 2] + wx[3] * row[i + 3]
+                }));
+            }
+        }
+        out
+    }
 }
 
 /// `Σ lattices` at every voxel centre of `grid` (x-fastest), then `map_row` on each row of
@@ -307,32 +336,21 @@ pub fn sum_on_grid(
         .par_chunks_mut((nx * ny).max(1))
         .enumerate()
         .for_each(|(z, slab)| {
-            let planes: Vec<(usize, Vec<f64>)> = lattices
+            let planes: Vec<Vec<f64>> = lattices
                 .iter()
                 .zip(&tables)
                 .map(|(lattice, (_, [_, tz]))| {
-                    let [px, py, _] = lattice.shape.points_per_axis();
-                    let (k, wz) = tz[z];
-                    let mut plane = vec![0f64; px * py];
-                    for (c, w) in wz.iter().enumerate() {
-                        let layer = &lattice.coefficients[(k + c) * px * py..][..px * py];
-                        plane.iter_mut().zip(layer).for_each(|(p, v)| *p += w * v);
-                    }
-                    (px, plane)
+                    let mut plane = Vec::new();
+                    lattice.contract_z(tz[z], &mut plane);
+                    plane
                 })
                 .collect();
             let mut row = Vec::new();
             let mut sum = vec![0f32; nx];
             for (y, out_row) in slab.chunks_mut(nx).enumerate() {
                 sum.fill(0.0);
-                for ((px, plane), (tx, [ty, _])) in planes.iter().zip(&tables) {
-                    row.clear();
-                    row.resize(*px, 0f64);
-                    let (j, wy) = ty[y];
-                    for (b, w) in wy.iter().enumerate() {
-                        let line = &plane[(j + b) * px..][..*px];
-                        row.iter_mut().zip(line).for_each(|(r, v)| *r += w * v);
-                    }
+                for ((lattice, plane), (tx, [ty, _])) in lattices.iter().zip(&planes).zip(&tables) {
+                    lattice.contract_y(plane, ty[y], &mut row);
                     add_along_x(&mut sum, &row, tx);
                 }
                 map_row(&mut sum);
@@ -427,6 +445,35 @@ mod tests {
     }
 
     #[test]
+    fn values_on_a_regular_grid_agree_with_pointwise_evaluation() {
+        let (shape, _) = scattered(0);
+        let mut lattice = Lattice::zeros(shape);
+        lattice
+            .coefficients
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, c)| *c = ((i * 7919) % 101) as f64 / 37.0 - 1.3);
+        // Uneven lines, the ends of the extent among them.
+        let axes = [
+            vec![0.0, 3.5, 9.0, 14.2, 20.0],
+            vec![0.0, 7.7, 12.0],
+            vec![1.0, 8.0, 15.0, 22.5, 29.0, 30.0],
+        ];
+        let mut points = Vec::new();
+        for &z in &axes[2] {
+            for &y in &axes[1] {
+                points.extend(axes[0].iter().map(|&x| [x, y, z]));
+            }
+        }
+        let pointwise = Basis::new(shape, &points).evaluate(&lattice);
+        let on_grid = lattice.values_on(&axes);
+        assert_eq!(on_grid.len(), pointwise.len());
+        for (g, p) in on_grid.iter().zip(&pointwise) {
+            assert!((g - p).abs() < 1e-12, "{g} vs {p}");
+        }
+    }
+
+    #[test]
     fn the_grid_evaluation_agrees_with_pointwise_evaluation() {
         // Two levels of different shapes, summed and mapped, against each point alone.
         let grid = Grid::new([11, 6, 8], [1.5, 2.0, 3.0]);
@@ -495,37 +542,6 @@ mod tests {
             })
             .collect();
         (shape, points)
-    }
-
-    #[test]
-    fn evaluation_adds_each_points_terms_in_order() {
-        // Points are evaluated four at a time; each sum must still be the one a point alone
-        // gives, bit for bit. 203 points leave a group of three.
-        let (shape, points) = scattered(203);
-        let mut lattice = Lattice::zeros(shape);
-        lattice
-            .coefficients
-            .iter_mut()
-            .enumerate()
-            .for_each(|(i, c)| *c = ((i * 7919) % 101) as f64 / 37.0 - 1.3);
-        let alone: Vec<f64> = points
-            .iter()
-            .map(|p| {
-                let l: Vec<(usize, [f64; 4])> = (0..3).map(|a| shape.locate(a, p[a])).collect();
-                let mut sum = 0.0;
-                for c in 0..4 {
-                    for b in 0..4 {
-                        let wzy = l[2].1[c] * l[1].1[b];
-                        for a in 0..4 {
-                            let k = shape.index(l[0].0 + a, l[1].0 + b, l[2].0 + c);
-                            sum += wzy * l[0].1[a] * lattice.coefficients[k];
-                        }
-                    }
-                }
-                sum
-            })
-            .collect();
-        assert_eq!(Basis::new(shape, &points).evaluate(&lattice), alone);
     }
 
     #[test]
