@@ -6,10 +6,19 @@
 //! cancellation it admits nothing more and waits for the subjects in flight. A panic in one
 //! item is caught and reported as that item's outcome, so it can neither hang the dispatcher
 //! nor end the batch.
+//!
+//! Admitted items are not queued in the pool as jobs: each of the pool's threads runs one
+//! loop that takes them from a channel. Rayon lets a thread that waits in a `join` run any
+//! job queued in its pool, so a queued subject would be run by a thread waiting inside
+//! another subject's parallel loop, delaying that subject by a whole other one and timing
+//! both in its span. Between items, a thread helps the items in flight with their parallel
+//! loops (`rayon::yield_now`), so a budget that admits fewer items than threads still keeps
+//! every thread busy.
 
-use crossbeam_channel::unbounded;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, unbounded};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// Outcome of scheduling one item.
 #[derive(Debug)]
@@ -24,6 +33,16 @@ pub enum Scheduled<R> {
 
 /// Items finished between two returns of free heap memory to the system.
 const TRIM_EVERY: usize = 32;
+
+/// How long a thread with neither an admitted item nor parallel work to help with sleeps
+/// before it looks for parallel work again (an admitted item wakes it at once).
+const IDLE_POLL: Duration = Duration::from_millis(1);
+
+/// An admitted item: its index, the item and the cost it holds against the budget.
+type Admitted<'a, T> = (usize, &'a T, u64);
+
+/// A finished item: its index, the cost it held and its outcome.
+type Finished<R> = (usize, u64, Scheduled<R>);
 
 /// Run `work` on every item on `pool`, admitting items by their `cost` under `budget`.
 /// Results come back in item order.
@@ -42,9 +61,11 @@ where
 {
     let count = items.len();
     let mut results: Vec<Scheduled<R>> = (0..count).map(|_| Scheduled::NotStarted).collect();
-    let (tx, rx) = unbounded::<(usize, u64, Scheduled<R>)>();
+    let (done_tx, done_rx) = unbounded::<Finished<R>>();
+    let (admit_tx, admit_rx) = unbounded::<Admitted<'_, T>>();
     let work = &work;
     pool.in_place_scope(|scope| {
+        scope.spawn_broadcast(move |_, _| serve(&admit_rx, &done_tx, work));
         let mut pending = items.iter().enumerate().peekable();
         let (mut in_flight, mut used, mut completed) = (0usize, 0u64, 0usize);
         loop {
@@ -59,19 +80,15 @@ where
                 let (index, item) = pending.next().expect("peeked");
                 used += need;
                 in_flight += 1;
-                let tx = tx.clone();
-                scope.spawn(move |_| {
-                    let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| work(item))) {
-                        Ok(result) => Scheduled::Done(result),
-                        Err(payload) => Scheduled::Panicked(panic_message(payload.as_ref())),
-                    };
-                    let _ = tx.send((index, need, outcome));
-                });
+                admit_tx
+                    .send((index, item, need))
+                    .expect("the pool's threads serve until the dispatcher is done");
             }
             if in_flight == 0 {
                 break;
             }
-            let (index, need, outcome) = rx.recv().expect("the dispatcher holds a sender");
+            let (index, need, outcome) =
+                done_rx.recv().expect("a thread serves each admitted item");
             used -= need;
             in_flight -= 1;
             results[index] = outcome;
@@ -80,8 +97,41 @@ where
                 crate::malloc::release_free_memory();
             }
         }
+        // Nothing more will be admitted: the threads' loops end.
+        drop(admit_tx);
     });
     results
+}
+
+/// One pool thread's loop: run admitted items until the dispatcher is done, helping the
+/// items in flight with their parallel work in between.
+fn serve<T, R>(
+    admitted: &Receiver<Admitted<'_, T>>,
+    finished: &Sender<Finished<R>>,
+    work: &(impl Fn(&T) -> R + Sync),
+) {
+    loop {
+        let (index, item, need) = match admitted.try_recv() {
+            Ok(next) => next,
+            Err(TryRecvError::Disconnected) => return,
+            Err(TryRecvError::Empty) => {
+                if rayon::yield_now() == Some(rayon::Yield::Executed) {
+                    continue;
+                }
+                match admitted.recv_timeout(IDLE_POLL) {
+                    Ok(next) => next,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            }
+        };
+        let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| work(item))) {
+            Ok(result) => Scheduled::Done(result),
+            Err(payload) => Scheduled::Panicked(panic_message(payload.as_ref())),
+        };
+        // The dispatcher waits for every admitted item, so it is still listening.
+        let _ = finished.send((index, need, outcome));
+    }
 }
 
 /// The message of a caught panic.
@@ -135,6 +185,49 @@ mod tests {
             })
             .collect();
         assert_eq!(doubled, costs.iter().map(|c| c * 2).collect::<Vec<_>>());
+    }
+
+    /// Rayon lets a thread that waits in a `join` run any queued job; if admitted subjects
+    /// were queued in the pool, a thread waiting inside one subject's parallel loop would run
+    /// a whole other subject there, and the first subject's span would time both.
+    #[test]
+    fn an_item_never_runs_inside_another() {
+        use rayon::prelude::*;
+        thread_local!(static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) });
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let deepest = AtomicU64::new(0);
+        let items: Vec<u64> = (0..400).collect();
+        let out = schedule(
+            &pool,
+            &items,
+            |_| 1,
+            100,
+            2,
+            &AtomicBool::new(false),
+            |&item| {
+                let depth = DEPTH.with(|d| {
+                    d.set(d.get() + 1);
+                    d.get()
+                });
+                deepest.fetch_max(depth as u64, Ordering::SeqCst);
+                // Uneven parallel work, so that one half of a join often waits for the other.
+                let sum: u64 = (0..64u64)
+                    .into_par_iter()
+                    .map(|i| (0..(i * item % 7) * 2000).fold(i, |a, b| a ^ b.wrapping_mul(31)))
+                    .sum();
+                DEPTH.with(|d| d.set(d.get() - 1));
+                sum
+            },
+        );
+        assert!(out.iter().all(|r| matches!(r, Scheduled::Done(_))));
+        assert_eq!(
+            deepest.load(Ordering::SeqCst),
+            1,
+            "an item ran inside another"
+        );
     }
 
     #[test]
