@@ -35,10 +35,9 @@ def main():
 
     template = nib.load(args.template)
     volume = template.get_fdata().astype(np.float32)
-    axes = np.meshgrid(
+    x, y, z = np.meshgrid(
         *[np.linspace(-1, 1, n, dtype=np.float32) for n in volume.shape], indexing="ij"
     )
-    x, y, z = axes
     rng = np.random.default_rng(args.seed)
     header = template.header.copy()
     header.set_data_dtype(np.int16)

@@ -15,7 +15,7 @@
 //! loops (`rayon::yield_now`), so a budget that admits fewer items than threads still keeps
 //! every thread busy.
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, unbounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -111,19 +111,14 @@ fn serve<T, R>(
     work: &(impl Fn(&T) -> R + Sync),
 ) {
     loop {
-        let (index, item, need) = match admitted.try_recv() {
+        if admitted.is_empty() && rayon::yield_now() == Some(rayon::Yield::Executed) {
+            continue;
+        }
+        // Returns at once when an item is waiting.
+        let (index, item, need) = match admitted.recv_timeout(IDLE_POLL) {
             Ok(next) => next,
-            Err(TryRecvError::Disconnected) => return,
-            Err(TryRecvError::Empty) => {
-                if rayon::yield_now() == Some(rayon::Yield::Executed) {
-                    continue;
-                }
-                match admitted.recv_timeout(IDLE_POLL) {
-                    Ok(next) => next,
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    Err(RecvTimeoutError::Disconnected) => return,
-                }
-            }
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
         };
         let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| work(item))) {
             Ok(result) => Scheduled::Done(result),
